@@ -1,0 +1,25 @@
+# The README's two commands: `make demo` (the main job on the local lab) and `make test`.
+# Each sets itself up on a fresh machine through scripts/bootstrap.sh.
+.PHONY: demo test lint bench clean
+
+demo:
+	@scripts/bootstrap.sh
+	.venv/bin/checker demo
+
+test:
+	@scripts/bootstrap.sh
+	.venv/bin/python -m pytest -q
+
+lint:
+	@scripts/bootstrap.sh
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+bench:
+	@scripts/bootstrap.sh
+	.venv/bin/python -m bench
+
+clean:
+	-.venv/bin/checker lab down --dir .lab/demo --purge
+	rm -rf .venv .lab
