@@ -55,6 +55,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >&2
   cons=()
   [ -f constraints.txt ] && cons=(-c constraints.txt)
-  .venv/bin/python -m pip install -q "${cons[@]}" -e ".[dev]" >&2
+  log=$(mktemp)
+  if ! .venv/bin/python -m pip install -q "${cons[@]}" -e ".[dev]" >"$log" 2>&1; then
+    grep -v -e 'is ignored: it is neither a file nor a directory' "$log" >&2 || true
+    rm -f "$log"; say "error: pip install failed (see above)"; exit 1
+  fi
+  rm -f "$log"
   echo "$want" > "$stamp"
 fi
