@@ -52,7 +52,7 @@ stamp=.venv/.installed
 want=$( { cat pyproject.toml; [ -f constraints.txt ] && cat constraints.txt; true; } | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing the project and its dependencies into .venv (takes a minute the first time)"
-  .venv/bin/python -m pip install -q --upgrade pip >&2
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   cons=()
   [ -f constraints.txt ] && cons=(-c constraints.txt)
   log=$(mktemp)

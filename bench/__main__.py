@@ -1,0 +1,26 @@
+"""Run one benchmark: `python -m bench NAME [args...]`, or list them with no argument.
+
+Each benchmark is a module `bench/<name>.py` with a `main(argv) -> int`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    names = sorted(
+        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_")
+    )
+    if len(sys.argv) < 2 or sys.argv[1] not in names:
+        print("usage: python -m bench NAME [args...]\navailable:", ", ".join(names) or "(none)")
+        return 2
+    module = importlib.import_module(f"bench.{sys.argv[1]}")
+    return int(module.main(sys.argv[2:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
