@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
 from checker.secrets import redact
 
-_configured = False
+_state = {"configured": False}
 
 
-def _redact_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
         if isinstance(value, str):
             event[key] = redact(value)
@@ -30,7 +31,6 @@ def configure(
     *, json: bool | None = None, level: str = "info", stream: TextIO | None = None
 ) -> None:
     """Configure structlog once per process (later calls reconfigure)."""
-    global _configured
     stream = stream or sys.stderr
     if json is None:
         json = not stream.isatty()
@@ -54,12 +54,12 @@ def configure(
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
-    _configured = True
+    _state["configured"] = True
 
 
 def get(name: str | None = None, **bound: Any) -> Any:
     """A structlog logger; configures defaults the first time if nobody did."""
-    if not _configured:
+    if not _state["configured"]:
         configure()
     log = structlog.get_logger(name) if name else structlog.get_logger()
     return log.bind(**bound) if bound else log

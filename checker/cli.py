@@ -23,9 +23,11 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from checker.demo import demo
     from checker.lab.cli import lab
 
     cli.add_command(lab)
+    cli.add_command(demo)
 
 
 _register()
@@ -41,6 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("checker: aborted", err=True)
         return 130
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"checker: error: {exc.format_message()}{hint}", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         click.echo(f"checker: error: {exc.format_message()}", err=True)
         return exc.exit_code

@@ -46,8 +46,13 @@ CR_SERVER_GONE = 2006
 CR_SERVER_LOST = 2013
 CR_HANDSHAKE = 2012  # PyMySQL: bad handshake (not a MySQL server?)
 GRANT_CODES = frozenset(
-    {ER_DBACCESS_DENIED, ER_TABLEACCESS_DENIED, ER_COLUMNACCESS_DENIED,
-     ER_SPECIFIC_ACCESS_DENIED, ER_PROCACCESS_DENIED}
+    {
+        ER_DBACCESS_DENIED,
+        ER_TABLEACCESS_DENIED,
+        ER_COLUMNACCESS_DENIED,
+        ER_SPECIFIC_ACCESS_DENIED,
+        ER_PROCACCESS_DENIED,
+    }
 )
 # Errors after which the connection is gone; an in-flight COMMIT may or may not have applied.
 CONNECTION_LOST_CODES = frozenset({CR_SERVER_GONE, CR_SERVER_LOST, 0})
@@ -177,7 +182,7 @@ def classify(exc: BaseException, endpoint: Endpoint) -> DatabaseError:
     return DatabaseError(f"MySQL error at {where}: {text}")
 
 
-def connect(endpoint: Endpoint, *, autocommit: bool = True, **kwargs: Any) -> pymysql.Connection:  # type: ignore[type-arg]
+def connect(endpoint: Endpoint, *, autocommit: bool = True, **kwargs: Any) -> pymysql.Connection:
     """A raw PyMySQL connection; failures become `DatabaseError`s naming the endpoint."""
     try:
         return pymysql.connect(
@@ -279,7 +284,9 @@ def gtid_executed(conn: Any, flavor: str) -> str:
     MySQL: `@@gtid_executed`.
     """
     with conn.cursor() as cur:
-        cur.execute("SELECT @@gtid_current_pos" if flavor == "mariadb" else "SELECT @@gtid_executed")
+        cur.execute(
+            "SELECT @@gtid_current_pos" if flavor == "mariadb" else "SELECT @@gtid_executed"
+        )
         row = cur.fetchone()
     return str(row[0] or "").replace("\n", "")
 

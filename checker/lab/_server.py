@@ -1,0 +1,397 @@
+"""MySQL/MariaDB server processes for the lab: find the binaries, initialise, start, stop.
+
+MariaDB (Debian's `mariadb-server`) is what CI has; MySQL 8 is supported where its `mysqld`
+is on PATH (initialised with `--initialize-insecure`, GTID mode ON). The SQL that differs
+between the two lives in `Flavor`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from checker.errors import LabError, ServerBinaryMissing
+from checker.secrets import redact
+
+SEARCH_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/mysql/bin", "/usr/libexec", "/usr/bin")
+_LOCK_REFUSAL = re.compile(
+    r"Unable to lock|Can't lock aria control file|error: 11|Resource temporarily unavailable"
+)
+
+
+def which(name: str) -> str | None:
+    """`shutil.which`, plus the sbin directories a non-root PATH often lacks.
+
+    `CHECKER_LAB_SEARCH_DIRS` (colon-separated) replaces those extra directories.
+    """
+    found = shutil.which(name)
+    if found:
+        return found
+    extra = os.environ.get("CHECKER_LAB_SEARCH_DIRS")
+    for d in extra.split(":") if extra is not None else SEARCH_DIRS:
+        candidate = Path(d) / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+@dataclass(frozen=True)
+class Flavor:
+    """The server family found on this machine and the SQL each needs."""
+
+    name: str  # "mariadb" | "mysql"
+    server: str  # path of mariadbd / mysqld
+    version: str
+
+    @property
+    def mariadb(self) -> bool:
+        return self.name == "mariadb"
+
+    def initialise(self, datadir: Path, log: Path) -> None:
+        """Create a fresh datadir (root@localhost with no password, reachable by socket only)."""
+        datadir.mkdir(parents=True, exist_ok=True)
+        if self.mariadb:
+            tool = which("mariadb-install-db") or which("mysql_install_db")
+            if not tool:
+                raise ServerBinaryMissing(
+                    "mariadb-install-db not found: install Debian's mariadb-server package"
+                )
+            cmd = [
+                tool,
+                "--no-defaults",
+                f"--datadir={datadir}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+                f"--basedir={_basedir(self.server)}",
+            ]
+            if os.geteuid() == 0:
+                cmd.append("--user=root")
+        else:
+            cmd = [self.server, "--no-defaults", "--initialize-insecure", f"--datadir={datadir}"]
+            if os.geteuid() == 0:
+                cmd.append("--user=root")
+        with log.open("ab") as out:
+            proc = subprocess.run(
+                cmd, stdout=out, stderr=subprocess.STDOUT, check=False, timeout=120
+            )
+        if proc.returncode != 0:
+            raise LabError(f"initialising {datadir} failed (exit {proc.returncode}); see {log}")
+
+    def server_args(
+        self,
+        *,
+        datadir: Path,
+        port: int,
+        socket: Path,
+        server_id: int,
+        pid_file: Path,
+        error_log: Path,
+        read_only: bool,
+        semi_sync: bool,
+        buffer_pool_mb: int,
+    ) -> list[str]:
+        """Command line of one node. Durability on (a SIGKILL loses nothing committed)."""
+        args = [
+            self.server,
+            "--no-defaults",
+            f"--datadir={datadir}",
+            f"--port={port}",
+            f"--socket={socket}",
+            "--bind-address=127.0.0.1",
+            f"--server-id={server_id}",
+            f"--pid-file={pid_file}",
+            f"--log-error={error_log}",
+            "--log-bin=binlog",
+            "--relay-log=relay-bin",
+            "--binlog-format=ROW",
+            "--sync-binlog=1",
+            "--innodb-flush-log-at-trx-commit=1",
+            f"--innodb-buffer-pool-size={buffer_pool_mb}M",
+            "--skip-name-resolve",
+            "--max-connections=400",
+            "--relay-log-recovery=1",
+            # Detect a cut replication link in seconds, not the default minute.
+            "--slave-net-timeout=10",
+            "--report-host=127.0.0.1",
+        ]
+        if read_only:
+            args.append("--read-only=1")
+        if self.mariadb:
+            args += [
+                "--log-slave-updates=1",
+                "--gtid-strict-mode=1",
+                "--performance-schema=0",
+            ]
+            if semi_sync:
+                args += [
+                    "--rpl-semi-sync-master-enabled=1",
+                    "--rpl-semi-sync-slave-enabled=1",
+                    "--rpl-semi-sync-master-timeout=2000",
+                ]
+        else:
+            args += [
+                "--gtid-mode=ON",
+                "--enforce-gtid-consistency=ON",
+                "--log-replica-updates=ON",
+                "--mysqlx=OFF",
+                "--skip-replica-start=OFF",
+            ]
+            if semi_sync:
+                args += [
+                    "--plugin-load-add=semisync_source.so;semisync_replica.so",
+                    "--rpl-semi-sync-source-enabled=1",
+                    "--rpl-semi-sync-replica-enabled=1",
+                    "--rpl-semi-sync-source-timeout=2000",
+                ]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        return args
+
+    # -- replication SQL --------------------------------------------------------------------
+    def change_primary(self, port: int, user: str, password: str) -> list[str]:
+        """Statements that point a replica at the proxy port of its primary, GTID-based."""
+        if self.mariadb:
+            return [
+                "STOP SLAVE",
+                (
+                    f"CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={int(port)}, "
+                    f"MASTER_USER='{user}', MASTER_PASSWORD='{password}', "
+                    "MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1"
+                ),
+                "START SLAVE",
+            ]
+        return [
+            "STOP REPLICA",
+            (
+                f"CHANGE REPLICATION SOURCE TO SOURCE_HOST='127.0.0.1', SOURCE_PORT={int(port)}, "
+                f"SOURCE_USER='{user}', SOURCE_PASSWORD='{password}', SOURCE_AUTO_POSITION=1, "
+                "SOURCE_CONNECT_RETRY=1, GET_SOURCE_PUBLIC_KEY=1"
+            ),
+            "START REPLICA",
+        ]
+
+    def replica_status_sql(self) -> str:
+        return "SHOW SLAVE STATUS" if self.mariadb else "SHOW REPLICA STATUS"
+
+    def stop_replica_sql(self, thread: str = "") -> str:
+        word = "SLAVE" if self.mariadb else "REPLICA"
+        return f"STOP {word} {thread}".strip()
+
+    def start_replica_sql(self, thread: str = "") -> str:
+        word = "SLAVE" if self.mariadb else "REPLICA"
+        return f"START {word} {thread}".strip()
+
+    def reset_replica_sql(self) -> str:
+        return "RESET SLAVE ALL" if self.mariadb else "RESET REPLICA ALL"
+
+    def gtid_sql(self) -> str:
+        return "SELECT @@gtid_current_pos" if self.mariadb else "SELECT @@gtid_executed"
+
+
+def _basedir(server: str) -> str:
+    # /usr/sbin/mariadbd -> /usr ; install-db needs it to find its SQL scripts.
+    return str(Path(server).resolve().parent.parent)
+
+
+def detect() -> Flavor:
+    """The server binary on this machine, preferring MariaDB's names.
+
+    `CHECKER_LAB_SERVER` names a binary explicitly (e.g. a MySQL 8 build in /opt).
+    """
+    explicit = os.environ.get("CHECKER_LAB_SERVER")
+    candidates = [explicit] if explicit else ["mariadbd", "mysqld"]
+    for name in candidates:
+        path = which(name) if "/" not in name else (name if os.access(name, os.X_OK) else None)
+        if not path:
+            continue
+        try:
+            out = subprocess.run(
+                [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+            ).stdout
+        except OSError:
+            continue
+        # "mariadbd  Ver 10.11.19-MariaDB-0+deb12u1 for debian-linux-gnu ..." -> the version
+        match = re.search(r"Ver\s+(\S+)", out)
+        version = match.group(1) if match else out.strip()
+        flavor = "mariadb" if "mariadb" in out.lower() else "mysql"
+        return Flavor(name=flavor, server=path, version=version)
+    if explicit:
+        raise ServerBinaryMissing(
+            f"CHECKER_LAB_SERVER={explicit} is not an executable server binary"
+        )
+    raise ServerBinaryMissing(
+        "no MySQL/MariaDB server binary (mariadbd or mysqld) found on PATH or in /usr/sbin: "
+        "install Debian's mariadb-server package (`sudo apt-get install mariadb-server`)"
+    )
+
+
+# -- processes ------------------------------------------------------------------------------
+def alive(pid: int | None) -> bool:
+    """Is `pid` a live (not zombie) process? Reaps it first if it is our own child."""
+    if not pid:
+        return False
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+def stopped(pid: int | None) -> bool:
+    """Is the process stopped by SIGSTOP (state T)?"""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("T", "t")
+
+
+def owns(pid: int | None, needle: str) -> bool:
+    """Does process `pid` run with `needle` (a datadir path) on its command line?
+
+    Guards every signal we send: a pid from a stale state file may belong to someone else now.
+    """
+    if not pid:
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return needle in cmdline
+
+
+def start(args: list[str], log: Path) -> int:
+    """Start a server detached from us (own session), return its pid."""
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            args,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return proc.pid
+
+
+def signal_pid(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def terminate(pid: int, timeout: float = 30.0) -> None:
+    """SIGTERM (clean shutdown), then SIGKILL if it does not go in time."""
+    if not alive(pid):
+        return
+    if stopped(pid):
+        signal_pid(pid, signal.SIGCONT)
+    signal_pid(pid, signal.SIGTERM)
+    if not wait_exit(pid, timeout):
+        signal_pid(pid, signal.SIGKILL)
+        wait_exit(pid, 10)
+
+
+def socket_connect(sock: Path, timeout: float = 5.0) -> pymysql.Connection:
+    """Root over the node's Unix socket: the lab's own back door, never through the proxy."""
+    return pymysql.connect(
+        unix_socket=str(sock),
+        user="root",
+        password="",
+        connect_timeout=timeout,
+        read_timeout=max(timeout, 30),
+        autocommit=True,
+    )
+
+
+def wait_ready(sock: Path, pid: int, log: Path, timeout: float = 60.0) -> None:
+    """Wait until the server answers on its socket; explain from its log if it died."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            raise LabError(f"server exited during start-up: {tail(log)} (full log: {log})")
+        try:
+            socket_connect(sock, timeout=1.0).close()
+            return
+        except pymysql.err.MySQLError as exc:
+            last = exc
+            time.sleep(0.05)
+    raise LabError(f"server did not answer within {timeout:.0f}s ({last}); see {log}")
+
+
+def tail(log: Path, lines: int = 3) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    interesting = [line for line in text if "ERROR" in line] or text
+    return " | ".join(line.strip() for line in interesting[-lines:])
+
+
+def lock_refused(log: Path) -> str | None:
+    """The line of a second server's log saying it could not lock the datadir, if any."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if _LOCK_REFUSAL.search(line):
+            return line.strip()
+    return None
+
+
+def accepting(log: Path) -> bool:
+    try:
+        return "ready for connections" in log.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def execute(sock: Path, statements: list[str] | str, timeout: float = 10.0) -> list[Any]:
+    """Run statements as root over the socket; return the last statement's rows as dicts."""
+    if isinstance(statements, str):
+        statements = [statements]
+    try:
+        conn = socket_connect(sock, timeout=timeout)
+    except pymysql.err.MySQLError as exc:
+        raise LabError(f"cannot reach the server on {sock}: {redact(str(exc))}") from None
+    try:
+        rows: list[Any] = []
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            for sql in statements:
+                try:
+                    cur.execute(sql)
+                except pymysql.err.MySQLError as exc:
+                    # The statement may carry a password: name its first words only.
+                    head = " ".join(sql.split()[:3])
+                    raise LabError(
+                        f"{head} ... failed on {sock.name}: {redact(str(exc))}"
+                    ) from None
+                rows = list(cur.fetchall())
+        return rows
+    finally:
+        conn.close()

@@ -1,0 +1,124 @@
+"""The lab comes up as a replicated topology, is idempotent, and goes down without orphans."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pymysql
+
+from checker.lab.topology import Lab
+from tests._proc import processes_mentioning
+from tests._wait import wait_for
+from tests.lab._sql import count, ensure_table, query
+
+CHECKER = [sys.executable, "-m", "checker.cli"]
+
+
+def test_up_replicates_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
+    """A row written through the writer endpoint reaches every replica; down stops everything."""
+    lab = Lab(tmp_path / "lab")
+    info = lab.up(replicas=2)
+    try:
+        assert not info["already_running"]
+        assert {n: v["role"] for n, v in info["nodes"].items()} == {
+            "mysql-0": "primary",
+            "mysql-1": "replica",
+            "mysql-2": "replica",
+        }
+        ensure_table(lab)
+        query(lab, "writer", "INSERT INTO t (v) VALUES ('first')")
+        for node in info["nodes"]:
+            wait_for(
+                lambda node=node: count(lab, f"direct:{node}") == 1,
+                timeout=20,
+                what=f"row on {node}",
+            )
+        again = lab.up(replicas=2)
+        assert again["already_running"]
+        assert again["nodes"]["mysql-0"]["pid"] == info["nodes"]["mysql-0"]["pid"]
+    finally:
+        stopped = lab.down()
+    assert set(stopped["stopped"]) >= {"proxy", "mysql-0", "mysql-1", "mysql-2"}
+    wait_for(
+        lambda: not processes_mentioning(str(lab.dir)), timeout=15, what="lab processes to exit"
+    )
+
+    # Data is kept across down/up (without --purge), and replication resumes.
+    lab.up(replicas=2)
+    try:
+        assert count(lab, "writer") == 1
+        query(lab, "writer", "INSERT INTO t (v) VALUES ('second')")
+        wait_for(
+            lambda: count(lab, "direct:mysql-2") == 2, timeout=20, what="replication after restart"
+        )
+    finally:
+        lab.down(purge=True)
+    assert not (lab.dir / "data").exists()
+    assert not processes_mentioning(str(lab.dir))
+
+
+def test_cli_up_json_gives_endpoints_pymysql_can_use(tmp_path: Path) -> None:
+    """`checker lab up --json` prints endpoints that a plain PyMySQL client can write and read."""
+    d = tmp_path / "cli-lab"
+    out = subprocess.run(
+        [*CHECKER, "lab", "up", "--dir", str(d), "--replicas", "1", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    try:
+        assert out.returncode == 0, out.stderr
+        info = json.loads(out.stdout)
+        assert info["flavor"] in ("mariadb", "mysql")
+        assert set(info["nodes"]) == {"mysql-0", "mysql-1"}
+        password = Path(info["password_file"]).read_text().strip()
+        root_pw = Path(info["root_password_file"]).read_text().strip()
+        assert oct(Path(info["password_file"]).stat().st_mode & 0o777) == "0o600"
+
+        def conn(addr: str, user: str, pw: str) -> pymysql.Connection:  # type: ignore[type-arg]
+            host, port = addr.split(":")
+            return pymysql.connect(
+                host=host,
+                port=int(port),
+                user=user,
+                password=pw,
+                database=info["database"],
+                autocommit=True,
+                connect_timeout=5,
+            )
+
+        with conn(info["writer"], "root", root_pw) as c, c.cursor() as cur:
+            cur.execute("CREATE TABLE cli_t (id INT PRIMARY KEY, v VARCHAR(10))")
+        with conn(info["writer"], info["user"], password) as c, c.cursor() as cur:
+            cur.execute("INSERT INTO cli_t VALUES (1, 'x')")
+
+        def read() -> bool:
+            with conn(info["reader"], info["user"], password) as c, c.cursor() as cur:
+                cur.execute("SELECT v FROM cli_t WHERE id = 1")
+                return cur.fetchone() == ("x",)
+
+        wait_for(read, timeout=20, what="the row through mysql-read")
+        status = subprocess.run(
+            [*CHECKER, "lab", "status", "--dir", str(d), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        st = json.loads(status.stdout)
+        assert st["nodes"]["mysql-1"]["replication"]["io_running"] == "Yes"
+        assert password not in status.stdout and password not in out.stdout
+    finally:
+        down = subprocess.run(
+            [*CHECKER, "lab", "down", "--dir", str(d), "--purge"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert down.returncode == 0, down.stderr
+    assert not processes_mentioning(str(d))
