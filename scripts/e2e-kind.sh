@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# End-to-end run on a throwaway kind cluster: create it, build and load the image, deploy
+# manifests/overlays/kind, run the kubelet-stop and force-delete-pod experiments against it,
+# and collect the chaos journals and the checker's verdict. Cleans up after itself.
+#
+# Needs a Docker engine, kind (>= v0.27) and kubectl on PATH, and the project's virtualenv
+# (scripts/bootstrap.sh) for `chaos`. CI cannot run this (no Docker engine, no cluster there);
+# see docs/kubernetes.md. Exit status: 0 when both experiments completed and the verdict is
+# VALID, 1 otherwise, 2 for usage or missing tools.
+set -euo pipefail
+
+usage() {
+  printf '%s\n' \
+    "usage: scripts/e2e-kind.sh [--name NAME] [--out DIR] [--keep] [--skip-build]" \
+    "" \
+    "  --name NAME    kind cluster name (default: checker-e2e); must not exist yet" \
+    "  --out DIR      journals, verdict and diagnostics (default: out/e2e-<UTC time>)" \
+    "  --keep         keep the cluster afterwards for a look (KUBECONFIG is in DIR)" \
+    "  --skip-build   reuse an already built mysql-chaos-checker:dev image"
+}
+
+cd "$(dirname "$0")/.."
+repo=$PWD
+cluster=checker-e2e
+out=""
+keep=0
+build=1
+image=mysql-chaos-checker:dev
+overlay=manifests/overlays/kind
+kind_config=manifests/overlays/kind/kind-cluster.yaml
+experiments=(kubelet-stop force-delete-pod)
+local_port=18080
+
+say() { printf 'e2e: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 2; }
+
+while (($#)); do
+  case $1 in
+    --name) [[ $# -ge 2 ]] || die "--name needs a value"; cluster=$2; shift 2 ;;
+    --out) [[ $# -ge 2 ]] || die "--out needs a value"; out=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --skip-build) build=0; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH: $2"
+}
+need docker "install Docker (https://docs.docker.com/engine/install/) and start its engine"
+need kind "install kind >= v0.27 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+need kubectl "install kubectl, or run scripts/bootstrap.sh and put .venv/bin on PATH"
+need curl "install curl (apt-get install curl)"
+chaos=$repo/.venv/bin/chaos
+python=$repo/.venv/bin/python
+[[ -x $chaos && -x $python ]] || die "no $chaos: run scripts/bootstrap.sh first"
+docker info >/dev/null 2>&1 || die "the Docker engine does not answer (docker info failed): start it, or check your permissions"
+for e in "${experiments[@]}"; do
+  [[ -f experiments/$e.json ]] || die "experiments/$e.json is missing"
+done
+if kind get clusters 2>/dev/null | grep -qx -- "$cluster"; then
+  die "a kind cluster named $cluster already exists; delete it (kind delete cluster --name $cluster) or pass --name"
+fi
+
+out=${out:-out/e2e-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+# A kubeconfig of our own: never touch the user's current context.
+export KUBECONFIG=$out/kubeconfig
+created=0
+pf_pid=""
+
+collect() {
+  say "collecting diagnostics into $out"
+  kubectl get nodes -o wide >"$out/nodes.txt" 2>&1 || true
+  kubectl get pods -A -o wide >"$out/pods.txt" 2>&1 || true
+  kubectl get events -A --sort-by=.lastTimestamp >"$out/events.txt" 2>&1 || true
+  kubectl -n mysql logs deployment/checker --tail=-1 >"$out/checker.log" 2>&1 || true
+  for i in 0 1 2; do
+    kubectl -n mysql logs "mysql-$i" --all-containers --prefix >"$out/mysql-$i.log" 2>&1 || true
+  done
+}
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [[ -n $pf_pid ]]; then kill "$pf_pid" 2>/dev/null || true; fi
+  if ((created)); then
+    collect
+    if ((keep)); then
+      say "keeping cluster $cluster (KUBECONFIG=$KUBECONFIG); delete it with: kind delete cluster --name $cluster"
+    else
+      say "deleting cluster $cluster"
+      kind delete cluster --name "$cluster" >&2 || say "warning: kind delete cluster failed"
+    fi
+  fi
+  say "results in $out"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Random passwords and token for this throwaway cluster; never written to the repository.
+rand() { "$python" -c 'import secrets; print(secrets.token_hex(16))'; }
+api_token=$(rand)
+
+say "creating kind cluster $cluster"
+created=1
+kind create cluster --name "$cluster" --config "$kind_config" --kubeconfig "$KUBECONFIG" --wait 180s >&2
+
+if ((build)); then
+  say "building $image"
+  docker build -t "$image" . >&2
+fi
+say "loading $image into the cluster's nodes"
+kind load docker-image "$image" --name "$cluster" >&2
+
+say "creating namespaces and Secrets"
+kubectl kustomize "$overlay" >"$out/rendered.yaml"
+kubectl apply -f - >&2 <<'EOF'
+apiVersion: v1
+kind: Namespace
+metadata: {name: mysql}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: chaos}
+EOF
+kubectl -n mysql create secret generic mysql-admin \
+  --from-literal=password="$(rand)" --from-literal=replication-password="$(rand)" >&2
+kubectl -n mysql create secret generic checker-mysql --from-literal=mysql-password="$(rand)" >&2
+kubectl -n mysql create secret generic checker-api --from-literal=token="$api_token" >&2
+kubectl -n chaos create secret generic checker-api --from-literal=token="$api_token" >&2
+
+say "applying $overlay"
+kubectl apply -f "$out/rendered.yaml" >&2
+
+say "waiting for MySQL (first boot initialises and clones each replica: a few minutes)"
+kubectl -n mysql rollout status statefulset/mysql --timeout=900s >&2
+say "waiting for the checker-setup Job"
+kubectl -n mysql wait --for=condition=complete job/checker-setup --timeout=600s >&2
+say "waiting for the checker"
+kubectl -n mysql rollout status deployment/checker --timeout=300s >&2
+
+kubectl -n mysql port-forward service/checker "$local_port:8080" >"$out/port-forward.log" 2>&1 &
+pf_pid=$!
+checker_url=http://127.0.0.1:$local_port
+for _ in $(seq 1 60); do
+  curl -fsS "$checker_url/healthz" >/dev/null 2>&1 && break
+  sleep 1
+done
+curl -fsS "$checker_url/healthz" >/dev/null || die "the checker does not answer on $checker_url/healthz (see $out/port-forward.log)"
+
+# Configuration for the experiments: chaostoolkit reads `configuration` and `secrets` from a
+# --var-file. kind nodes are Docker containers, so the kubelet is stopped with `docker exec`.
+printf '%s\n' "$api_token" >"$out/api-token"
+chmod 600 "$out/api-token"
+cat >"$out/vars.json" <<EOF
+{
+  "configuration": {
+    "namespace": "mysql",
+    "statefulset": "mysql",
+    "pod": "mysql-0",
+    "chaos_namespace": "chaos",
+    "allowed_namespaces": "mysql,chaos",
+    "kubelet_method": "docker",
+    "checker_url": "$checker_url",
+    "checker_api_token_file": "$out/api-token"
+  }
+}
+EOF
+
+failed=0
+for e in "${experiments[@]}"; do
+  say "running experiments/$e.json"
+  if ! "$chaos" --log-file "$out/$e.log" run --var-file "$out/vars.json" \
+      --journal-path "$out/$e-journal.json" "experiments/$e.json" >&2; then
+    say "experiment $e did not complete cleanly (see $out/$e-journal.json)"
+    failed=1
+  fi
+done
+
+say "fetching the checker's verdict"
+curl -fsS "$checker_url/verdict" >"$out/verdict.json" || { say "could not fetch $checker_url/verdict"; exit 1; }
+verdict=$("$python" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d.get("verdict", "UNKNOWN"))' "$out/verdict.json")
+say "verdict: $verdict"
+[[ $verdict == VALID && $failed == 0 ]] || exit 1
