@@ -1,0 +1,148 @@
+"""Pure builders for the kubelet fault: host commands, ssh/docker argv, the helper pod manifest.
+
+The one rule every builder keeps: the dead-man timer that restarts kubelet is scheduled FIRST and
+the stop only runs if scheduling succeeded (`&&`). Once kubelet is down nothing can reach the node
+through Kubernetes (no exec, no new pods) and the experiment runner may die with it, so the host
+has to bring kubelet back by itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from typing import Any
+
+RESTORE_UNIT = "chaos-kubelet-restore"
+HELPER_LABELS = {
+    "app.kubernetes.io/name": "kubelet-stop",
+    "app.kubernetes.io/part-of": "mysql-chaos-checker",
+    "app.kubernetes.io/managed-by": "probes.kubernetes",
+}
+# Enter every namespace of the host's pid 1 so systemctl talks to the host's systemd.
+NSENTER = ["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"]
+
+
+def stop_steps(duration: int) -> list[list[str]]:
+    """Host commands, in order: arm the restore timer, then stop kubelet."""
+    return [
+        [
+            "systemd-run",
+            f"--on-active={duration}s",
+            f"--unit={RESTORE_UNIT}",
+            "systemctl",
+            "start",
+            "kubelet",
+        ],
+        ["systemctl", "stop", "kubelet"],
+    ]
+
+
+def restore_steps() -> list[list[str]]:
+    """Host commands to bring kubelet back now and disarm the timer (which may have fired)."""
+    return [
+        ["systemctl", "stop", f"{RESTORE_UNIT}.timer"],
+        ["systemctl", "start", "kubelet"],
+    ]
+
+
+def stop_script(duration: int, prefix: list[str] | None = None) -> str:
+    """`timer && stop` as one shell line; each command behind `prefix` (sudo, nsenter)."""
+    return " && ".join(_line(prefix, step) for step in stop_steps(duration))
+
+
+def restore_script(prefix: list[str] | None = None) -> str:
+    # Disarming fails harmlessly once the timer has fired; starting kubelet must still happen.
+    disarm, start = (_line(prefix, step) for step in restore_steps())
+    return f"{disarm} 2>/dev/null; {start}"
+
+
+def _line(prefix: list[str] | None, step: list[str]) -> str:
+    return shlex.join([*(prefix or []), *step])
+
+
+def ssh_command(host: str, user: str | None, script: str) -> list[str]:
+    """argv for running `script` on a node over ssh, never prompting (BatchMode)."""
+    target = f"{user}@{host}" if user else host
+    return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", target, script]
+
+
+def ssh_stop_command(host: str, user: str | None, duration: int) -> list[str]:
+    return ssh_command(host, user, stop_script(duration, ["sudo", "-n"]))
+
+
+def ssh_restore_command(host: str, user: str | None) -> list[str]:
+    return ssh_command(host, user, restore_script(["sudo", "-n"]))
+
+
+def docker_stop_command(container: str, duration: int) -> list[str]:
+    """argv for a kind node: its container is named after the node and runs systemd as pid 1."""
+    return ["docker", "exec", container, "sh", "-c", stop_script(duration)]
+
+
+def docker_restore_command(container: str) -> list[str]:
+    return ["docker", "exec", container, "sh", "-c", restore_script()]
+
+
+def helper_pod_name(node: str) -> str:
+    """A stable name per node so a second stop on the same node collides instead of stacking."""
+    name = f"kubelet-stop-{node}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(node.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-.')}-{digest}"
+
+
+def helper_pod_manifest(node: str, namespace: str, image: str, duration: int) -> dict[str, Any]:
+    """A privileged pod pinned to `node`: arms the restore timer on the host, then stops kubelet.
+
+    nodeName skips the scheduler, so cordons and NoSchedule taints do not keep it off the node; the
+    tolerations keep it from being evicted from a node that is (or becomes) not-ready/unreachable.
+    """
+    script = stop_script(duration, NSENTER)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": helper_pod_name(node),
+            "namespace": namespace,
+            "labels": dict(HELPER_LABELS),
+            "annotations": {
+                "probes.kubernetes/target-node": node,
+                "probes.kubernetes/restore-after-seconds": str(duration),
+            },
+        },
+        "spec": {
+            "nodeName": node,
+            "hostPID": True,
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "terminationGracePeriodSeconds": 0,
+            "tolerations": [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                },
+                {
+                    "key": "node.kubernetes.io/unreachable",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                },
+                {"operator": "Exists"},
+            ],
+            "containers": [
+                {
+                    "name": "kubelet-stop",
+                    "image": image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", script],
+                    "securityContext": {"privileged": True},
+                    "resources": {
+                        "requests": {"cpu": "10m", "memory": "16Mi"},
+                        "limits": {"cpu": "100m", "memory": "64Mi"},
+                    },
+                }
+            ],
+        },
+    }

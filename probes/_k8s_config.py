@@ -1,0 +1,230 @@
+"""Settings and argument checks for `probes.kubernetes`, refused early with one-line messages.
+
+Chaos Toolkit hands activities raw JSON (and `chaos run --var` hands them strings), so every
+argument is checked here before anything is sent to the cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chaoslib.exceptions import ActivityFailed
+
+# DNS-1123 subdomain (pod and node names) and label (namespaces), as the API server checks them.
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Host names/addresses for ssh, and the user: no shell metacharacters can get through.
+_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$")
+_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_UID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+KUBELET_METHODS = ("pod", "ssh", "docker")
+MAX_KUBELET_DOWN_SECONDS = 86_400
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The experiment configuration keys this module reads, parsed once per activity."""
+
+    namespace: str
+    statefulset: str
+    chaos_namespace: str
+    allowed_namespaces: frozenset[str] | None
+    helper_image: str
+    ssh_user: str | None
+    ssh_host_template: str | None
+    poll_interval: float
+    helper_start_timeout: float
+    request_timeout: float
+
+
+# The helper only needs `sh` and util-linux `nsenter` (essential packages in Debian, while busybox
+# builds vary in which applets they ship): after entering pid 1's namespaces it runs the HOST's
+# systemd-run and systemctl, so the image never needs systemd. Pin a digest for air-gapped clusters.
+DEFAULT_HELPER_IMAGE = "debian:12.9-slim"
+
+
+def settings(configuration: Mapping[str, Any] | None) -> Settings:
+    """Parse the configuration keys this module uses, with the project's defaults."""
+    config: Mapping[str, Any] = configuration or {}
+    template = config.get("ssh_host_template")
+    ssh_user = config.get("ssh_user")
+    return Settings(
+        namespace=namespace(config.get("namespace", "mysql"), "configuration namespace"),
+        statefulset=name(config.get("statefulset", "mysql"), "configuration statefulset"),
+        chaos_namespace=namespace(
+            config.get("chaos_namespace", "chaos"), "configuration chaos_namespace"
+        ),
+        allowed_namespaces=_allow_list(config.get("allowed_namespaces")),
+        helper_image=_image(config.get("helper_image", DEFAULT_HELPER_IMAGE)),
+        ssh_user=None if ssh_user in (None, "") else _ssh_user(ssh_user),
+        ssh_host_template=None if template in (None, "") else _template(template),
+        poll_interval=seconds(
+            config.get("poll_interval_seconds", 2.0), "configuration poll_interval_seconds"
+        ),
+        helper_start_timeout=seconds(
+            config.get("helper_start_timeout", 60.0), "configuration helper_start_timeout"
+        ),
+        request_timeout=seconds(
+            config.get("k8s_request_timeout", 30.0), "configuration k8s_request_timeout"
+        ),
+    )
+
+
+def require_allowed(settings: Settings, namespaces: Iterable[str], action: str) -> None:
+    """Refuse a destructive `action` unless every namespace it touches is in the allow list."""
+    allowed = settings.allowed_namespaces
+    if not allowed:
+        raise ActivityFailed(
+            f"refusing to {action}: configuration allowed_namespaces is not set; "
+            "list the namespaces chaos may touch, e.g. --var allowed_namespaces=mysql,chaos"
+        )
+    refused = sorted(set(namespaces) - allowed)
+    if refused:
+        raise ActivityFailed(
+            f"refusing to {action}: namespace(s) {','.join(refused)} not in "
+            f"allowed_namespaces ({','.join(sorted(allowed))})"
+        )
+
+
+def _allow_list(value: Any) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        entries: list[Any] = value.split(",")
+    elif isinstance(value, list | tuple):
+        entries = list(value)
+    else:
+        raise ActivityFailed(
+            "configuration allowed_namespaces must be a JSON list or a comma-separated string, "
+            f"not {type(value).__name__}"
+        )
+    cleaned = [e.strip() if isinstance(e, str) else e for e in entries]
+    return frozenset(
+        namespace(e, "an allowed_namespaces entry") for e in cleaned if e not in ("", None)
+    )
+
+
+def name(value: Any, what: str) -> str:
+    """A pod, node or object name (DNS-1123 subdomain)."""
+    text = _text(value, what)
+    if len(text) > 253 or not _SUBDOMAIN.match(text):
+        raise ActivityFailed(f"{what} {text!r} is not a valid Kubernetes name")
+    return text
+
+
+def namespace(value: Any, what: str) -> str:
+    """A namespace name (DNS-1123 label)."""
+    text = _text(value, what)
+    if len(text) > 63 or not _LABEL.match(text):
+        raise ActivityFailed(f"{what} {text!r} is not a valid namespace name")
+    return text
+
+
+def uid(value: Any, what: str) -> str:
+    """An object UID (the API server assigns UUIDs)."""
+    text = _text(value, what)
+    if not _UID.match(text):
+        raise ActivityFailed(f"{what} {text!r} is not a Kubernetes UID")
+    return text
+
+
+def optional_name(value: Any, what: str) -> str | None:
+    return None if value is None else name(value, what)
+
+
+def choice(value: Any, what: str, choices: Iterable[str]) -> str:
+    options = tuple(choices)
+    text = _text(value, what)
+    if text not in options:
+        raise ActivityFailed(f"{what} must be one of {', '.join(options)}, not {text!r}")
+    return text
+
+
+def whole_seconds(value: Any, what: str, maximum: int) -> int:
+    """A positive whole number of seconds; numeric strings from `--var` are accepted."""
+    number = _number(value, what)
+    if number != int(number):
+        raise ActivityFailed(f"{what} must be a whole number of seconds, not {value!r}")
+    if not 1 <= number <= maximum:
+        raise ActivityFailed(f"{what} must be between 1 and {maximum} seconds, not {value!r}")
+    return int(number)
+
+
+def seconds(value: Any, what: str) -> float:
+    """A positive duration in seconds; numeric strings from `--var` are accepted."""
+    number = _number(value, what)
+    if number <= 0:
+        raise ActivityFailed(f"{what} must be a positive number of seconds, not {value!r}")
+    return number
+
+
+def flag(value: Any, what: str) -> bool:
+    """A boolean; "true"/"false" strings from `--var` are accepted, nothing looser."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ActivityFailed(f"{what} must be true or false, not {value!r}")
+
+
+def _number(value: Any, what: str) -> float:
+    # bool is an int to Python but never a duration to a user.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ActivityFailed(f"{what} must be a number, not {type(value).__name__}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ActivityFailed(f"{what} must be a number, not {value!r}") from None
+    if not math.isfinite(number):
+        raise ActivityFailed(f"{what} must be a finite number, not {value!r}")
+    return number
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ActivityFailed(f"{what} must be a string, not {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        raise ActivityFailed(f"{what} must not be empty")
+    return text
+
+
+def _image(value: Any) -> str:
+    text = _text(value, "configuration helper_image")
+    if any(c.isspace() for c in text):
+        raise ActivityFailed(f"configuration helper_image {text!r} is not an image reference")
+    return text
+
+
+def _ssh_user(value: Any) -> str:
+    text = _text(value, "configuration ssh_user")
+    if not _USER.match(text):
+        raise ActivityFailed(f"configuration ssh_user {text!r} is not a valid user name")
+    return text
+
+
+def _template(value: Any) -> str:
+    text = _text(value, "configuration ssh_host_template")
+    if "{node}" not in text:
+        raise ActivityFailed("configuration ssh_host_template must contain {node}")
+    return text
+
+
+def ssh_host(template: str | None, node: str, internal_ip: str | None) -> str:
+    """The address ssh connects to: the template filled with the node name, else its InternalIP."""
+    if template is not None:
+        host = template.replace("{node}", node)
+    elif internal_ip:
+        host = internal_ip
+    else:
+        raise ActivityFailed(
+            f"node {node} has no InternalIP; set configuration ssh_host_template, e.g. {{node}}.lan"
+        )
+    if not _HOST.match(host):
+        raise ActivityFailed(f"ssh host {host!r} for node {node} is not a plain host name")
+    return host
