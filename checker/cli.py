@@ -25,8 +25,11 @@ def cli() -> None:
 def _register() -> None:
     from checker.demo import demo
     from checker.lab.cli import lab
+    from checker.run_cli import run, setup
 
     cli.add_command(lab)
+    cli.add_command(setup)
+    cli.add_command(run)
     cli.add_command(demo)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import pymysql
 
+from checker import schema
 from checker.errors import LabError
 from checker.lab import _server
 from checker.lab._proxy import CONTROL_SOCKET, STATE_FILE
@@ -54,13 +55,6 @@ FAULTS = (
     "lag",
     "unlag",
 )
-# The documented minimal grants of the application user (docs/grants.md explains each).
-APP_GRANTS = (
-    f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{APP_DATABASE}`.* TO '{APP_USER}'@'127.0.0.1'",
-    f"GRANT REPLICATION CLIENT ON *.* TO '{APP_USER}'@'127.0.0.1'",
-)
-
-
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -331,8 +325,9 @@ class Lab:
         self._wait_replication(state, timeout=60)
 
     def _bootstrap_users(self, state: dict[str, Any]) -> None:
-        """Users and the app database, created on the primary and replicated to the others."""
+        """Users, the checker's schema and grants, created on the primary and replicated."""
         primary = state["nodes"][state["primary"]]
+        names = schema.Names(database=APP_DATABASE)
         root_pw = self.secret(ROOT_USER).reveal()
         app_pw = self.secret(APP_USER).reveal()
         repl_pw = self.secret(REPL_USER).reveal()
@@ -353,9 +348,10 @@ class Lab:
                 f"GRANT ALL PRIVILEGES ON *.* TO '{ROOT_USER}'@'127.0.0.1' WITH GRANT OPTION",
                 f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'127.0.0.1' IDENTIFIED BY '{repl_pw}'",
                 f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'127.0.0.1'",
-                f"CREATE DATABASE IF NOT EXISTS `{APP_DATABASE}`",
+                *schema.ddl(names),
                 f"CREATE USER IF NOT EXISTS '{APP_USER}'@'127.0.0.1' IDENTIFIED BY '{app_pw}'",
-                *APP_GRANTS,
+                # exactly the documented minimal grants (docs/grants.md), nothing more
+                *schema.grants(names, APP_USER, "127.0.0.1", state["flavor"]),
             ],
         )
 

@@ -1,0 +1,185 @@
+"""HTTP API of a running checker (FastAPI; the OpenAPI spec is served at /openapi.json).
+
+GET  /healthz       liveness: the process and its scheduler run (not MySQL's health: a
+                    checker restarted during a fault would lose sight of it)
+GET  /status        counters by outcome, primary identity, lag per node, uptime, errors
+GET  /verdict       the latest verdict (the core's JSON contract, docs/verdict.md)
+POST /verify        a full verification now; returns its verdict
+POST /annotations   {"name", "phase": "start"|"end", "time"?}: chaos activities, journaled
+GET  /annotations   the annotations so far
+GET  /metrics       Prometheus text format
+
+POST routes require `Authorization: Bearer <token>` when the checker has an API token.
+Errors are JSON `{"error": "..."}` with a 4xx/5xx status, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import threading
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from checker import _logging
+from checker.errors import CheckerError
+from checker.metrics import render_metrics
+
+if TYPE_CHECKING:
+    from checker.service import Service
+
+log = _logging.get("checker.api")
+MAX_BODY = 64 * 1024
+
+
+class Annotation(BaseModel):
+    """A chaos activity's start or end, as the chaos control posts it."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    phase: Literal["start", "end"]
+    time: float | None = Field(default=None, description="unix seconds or ISO 8601; default: now")
+    detail: str | None = Field(default=None, max_length=4000)
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                raise ValueError("time must be unix seconds or an ISO 8601 timestamp") from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+            raise ValueError("time must be finite")
+        return value
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class _Guard(BaseHTTPMiddleware):
+    """Body size limit and bearer token for POST routes, before any parsing."""
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        super().__init__(app)
+        self.token = token
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            length = request.headers.get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                return _error(413, f"request body too large (limit {MAX_BODY} bytes)")
+            if self.token:
+                given = request.headers.get("authorization", "")
+                if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                    return _error(401, "missing or wrong bearer token (Authorization: Bearer <token>)")
+            body = await request.body()
+            if len(body) > MAX_BODY:
+                return _error(413, f"request body too large (limit {MAX_BODY} bytes)")
+        return await call_next(request)
+
+
+def create_app(service: Service) -> FastAPI:
+    token = service.settings.api_token.reveal() if service.settings.api_token else None
+    app = FastAPI(
+        title="mysql-chaos-checker",
+        version="1",
+        description="Data-integrity checker for MySQL under chaos: live verdict, status, verification.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(_Guard, token=token)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        messages = {404: "no such route", 405: "method not allowed on this route"}
+        return _error(exc.status_code, messages.get(exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        if first.get("type") == "json_invalid":
+            return _error(400, "request body is not valid JSON")
+        return _error(422, f"invalid request: {where or 'body'}: {first.get('msg', 'invalid')}")
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok", "scheduler": service.scheduler.running, "fatal": service.fatal}
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        return service.status()
+
+    @app.get("/verdict")
+    def verdict() -> dict[str, Any]:
+        return service.verdict().to_dict()
+
+    @app.post("/verify")
+    def verify() -> JSONResponse:
+        try:
+            v = service.verify()
+        except CheckerError as exc:
+            code = 409 if "already running" in str(exc) else 503
+            return _error(code, str(exc))
+        return JSONResponse(v.to_dict())
+
+    @app.post("/annotations", status_code=201)
+    def annotate(body: Annotation) -> dict[str, Any]:
+        now = time.time()
+        row = {"name": body.name, "phase": body.phase, "time": body.time or now, "received": now,
+               "detail": body.detail}
+        service.journal.record("annotations", row)
+        service.annotations.append(row)
+        log.info("annotation", name=body.name, phase=body.phase)
+        return {"ok": True, **row}
+
+    @app.get("/annotations")
+    def annotations() -> list[dict[str, Any]]:
+        return list(service.annotations)
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        text, content_type = render_metrics(service)
+        return PlainTextResponse(text, media_type=content_type)
+
+    return app
+
+
+class ApiServer:
+    """uvicorn in a background thread, stopped with the service."""
+
+    def __init__(self, service: Service, host: str, port: int) -> None:
+        config = uvicorn.Config(create_app(service), host=host, port=port, log_level="warning",
+                                access_log=False, lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> int:
+        """Start serving; returns the bound port (useful with port 0)."""
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise CheckerError(
+                    f"the HTTP API could not listen on {self.server.config.host}:{self.server.config.port} "
+                    "(port in use or not allowed): choose another --http"
+                )
+            time.sleep(0.01)
+        sockets = [s for server in self.server.servers for s in server.sockets]
+        return int(sockets[0].getsockname()[1]) if sockets else self.server.config.port
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,303 @@
+"""The long-running checker: workload threads, APScheduler jobs, journal, live verdict, HTTP.
+
+Start-up never requires MySQL to be up: an unreachable server makes the verdict `unknown`
+and every loop retries with backoff. A wrong password or a missing grant, though, is a user
+error: `run` refuses to start and says which.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from checker import _logging, mysql, schema, workload
+from checker.core.verdict import Failure, Validity, Verdict, build_verdict
+from checker.errors import AuthError, CheckerError, DatabaseError, GrantError, SchemaError
+from checker.journal import Journal
+from checker.live import LiveAnalysis
+from checker.settings import Settings
+
+log = _logging.get("checker.service")
+
+VerifyFn = Callable[["Service"], Verdict]
+
+
+def target_of(settings: Settings) -> str:
+    """What a journal belongs to: the writer's address, database and table (no credentials)."""
+    w = settings.writer
+    return f"{w.host}:{w.port}/{settings.names.database}.{settings.names.ledger}"
+
+
+class Service:
+    """One checker run. `start()` returns at once; `stop()` ends it cleanly."""
+
+    def __init__(self, settings: Settings, *, verify: VerifyFn | None = None) -> None:
+        self.settings = settings
+        self.journal = Journal(settings.journal, target=target_of(settings))
+        self.started_at = time.time()
+        self.stop_event = threading.Event()
+        self.nodes = workload.NodeMap()
+        self.flavor = "mysql"
+        self.bank_total: int | None = None
+        self.live = LiveAnalysis(names=settings.names, lag_bound=settings.lag_bound)
+        self.limiter = workload.RateLimiter(settings.rate)
+        self.threads: list[workload.Loop] = []
+        self.writers: list[workload.LedgerWriter] = []
+        self.lag: dict[str, float | None] = {}
+        self.bank_counters = workload.BankCounters()
+        self.bank_lock = threading.Lock()
+        self.reads = 0
+        self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
+        self.verify_fn = verify
+        self.verify_lock = threading.Lock()
+        self.last_verification: dict[str, Any] | None = None
+        self.full_verdict: Verdict | None = None
+        self.fatal: str | None = None
+        self.annotations: list[dict[str, Any]] = []
+        self.ready = False
+        self.primary_node: str | None = None
+        self._node_infos: dict[str, Any] = {}
+        info = self.journal.info
+        self.writer_ids = [f"{info.run_id}-{info.incarnation}-{i}" for i in range(settings.concurrency)]
+
+    # -- start-up ---------------------------------------------------------------------------
+    def preflight(self) -> bool:
+        """Check credentials, schema and grants once MySQL answers. False: not reachable yet."""
+        s = self.settings
+        try:
+            conn = mysql.connect(s.writer)
+        except (AuthError, GrantError, SchemaError):
+            raise
+        except DatabaseError as exc:
+            log.warning("mysql_unreachable", endpoint=s.writer.label(), error=str(exc))
+            return False
+        try:
+            info = mysql.server_info(conn)
+            self.flavor = info.flavor
+            self.live.flavor = info.flavor
+            schema.check_access(conn, s.writer, s.names)
+            schema.check_monitor(conn, s.writer, info.flavor)
+        finally:
+            conn.close()
+        if "bank" in s.workloads:
+            self.bank_total = self._bank_total()
+            self.live.bank_expected = self.bank_total
+        self._node_infos = workload.learn_nodes(s.nodes, self.nodes)
+        if not s.nodes:
+            # Without node endpoints, name the primary after the writer endpoint.
+            self.nodes.learn(info.server_id, s.writer.name or "mysql-0")
+        self.primary_node = self.nodes.name(info.server_id)
+        self.journal.record_event("preflight_ok", flavor=info.flavor, version=info.version,
+                                  primary=self.primary_node, server=info.identity)
+        self.ready = True
+        return True
+
+    def _bank_total(self) -> int:
+        stored = self.journal.meta("bank_total")
+        total = workload.ensure_bank(self.settings.writer, self.settings.names,
+                                     self.settings.bank_accounts, self.settings.bank_balance)
+        if stored is not None:
+            return int(stored)
+        self.journal.set_meta("bank_total", str(total))
+        return total
+
+    def start(self) -> None:
+        s = self.settings
+        self.journal.start()
+        self.journal.record_event("checker_started", incarnation=self.journal.info.incarnation,
+                                  writers=self.writer_ids, workloads=list(s.workloads))
+        reachable = self.preflight()
+        if not reachable:
+            self.scheduler.add_job(self._retry_preflight, "interval", seconds=1.0, id="preflight")
+        self._start_threads()
+        self.scheduler.add_job(self.analyse, "interval", seconds=s.analysis_interval, id="live")
+        self.scheduler.add_job(self._record_lag, "interval", seconds=1.0, id="lag")
+        if s.verify_interval > 0 and self.verify_fn is not None:
+            self.scheduler.add_job(self.verify, "interval", seconds=s.verify_interval, id="verify")
+        self.scheduler.start()
+        log.info("checker_started", writers=len(self.writers), workloads=list(s.workloads),
+                 journal=str(s.journal), incarnation=self.journal.info.incarnation)
+
+    def _retry_preflight(self) -> None:
+        try:
+            if self.preflight():
+                self.scheduler.remove_job("preflight")
+                for t in self.threads:
+                    t.paused.clear()
+        except CheckerError as exc:
+            self.fatal = str(exc)
+            log.error("preflight_failed", error=str(exc))
+            self.scheduler.remove_job("preflight")
+            self.stop_event.set()
+
+    def _start_threads(self) -> None:
+        s = self.settings
+        if "ledger" in s.workloads:
+            for wid in self.writer_ids:
+                w = workload.LedgerWriter(wid, s.writer, s.names, self.journal, self.live.add_attempt,
+                                          self.stop_event, self.limiter, self.nodes)
+                self.writers.append(w)
+                self.threads.append(w)
+            if s.reader is not None:
+                self.threads.append(workload.Reader("mysql-read", s.reader, s.names, self._writer_ids,
+                                                    self._sink_reads, self.stop_event, self.nodes,
+                                                    reconnect_each_read=True))
+            for name, ep in s.nodes.items():
+                self.threads.append(workload.Reader(name, ep, s.names, self._writer_ids, self._sink_reads,
+                                                    self.stop_event, self.nodes, interval=0.25))
+        self.threads.append(workload.Heartbeat(s.writer, s.names, self.stop_event))
+        for name, ep in s.nodes.items():
+            self.threads.append(workload.LagSampler(name, ep, s.names, self._sink_lag, self.stop_event))
+        if "bank" in s.workloads:
+            bank_limiter = workload.RateLimiter(0)
+            for i in range(s.bank_concurrency):
+                self.threads.append(workload.BankTransfers(f"bank-{i}", s.writer, s.names, s.bank_accounts,
+                                                           self.stop_event, self.bank_counters, self.bank_lock,
+                                                           bank_limiter))
+            for name, ep in (s.nodes or {"mysql-0": s.writer}).items():
+                self.threads.append(workload.BankObserver(name, ep, s.names, self._sink_bank, self.stop_event))
+        for t in self.threads:
+            if not self.ready:
+                t.paused.set()
+            t.start()
+
+    def _writer_ids(self) -> list[str]:
+        return self.writer_ids
+
+    def _sink_reads(self, reads: list[Any]) -> None:
+        self.reads += len(reads)
+        self.live.add_reads(reads)
+        for r in reads:
+            self.journal.record_read(r)
+
+    def _sink_bank(self, obs: Any) -> None:
+        if self.bank_total is not None:
+            self.live.add_bank(obs)
+        self.journal.record_bank(obs)
+
+    def _sink_lag(self, node: str, seconds: float | None) -> None:
+        self.lag[node] = seconds
+
+    def _record_lag(self) -> None:
+        now = time.time()
+        for node, seconds in list(self.lag.items()):
+            self.journal.record("lag", {"time": now, "node": node, "seconds": seconds})
+
+    # -- analysis ---------------------------------------------------------------------------
+    def analyse(self) -> Verdict:
+        """One live analysis cycle (the APScheduler job)."""
+        if not self.ready:
+            return self.verdict()
+        verdict = self.live.cycle(self.settings.writer, self.primary_node)
+        if self.live.primary_server is not None:
+            for w in self.writers:
+                if w.server == self.live.primary_server and w.node:
+                    self.primary_node = w.node
+                    break
+        return verdict
+
+    def verdict(self) -> Verdict:
+        """The current verdict: the last full verification merged with live findings, or the
+        live one; `unknown` whenever the checker cannot currently vouch for the data."""
+        problems: list[Failure] = []
+        if self.fatal:
+            problems.append(Failure("checker", self.fatal))
+        if self.journal.error:
+            problems.append(Failure("journal", self.journal.error))
+        if not self.ready:
+            problems.append(Failure("mysql", "MySQL has not been reachable yet"))
+        base = self.live.merge_full(self.full_verdict) if self.full_verdict is not None else self.live.verdict
+        if not problems:
+            return base
+        return build_verdict(base.anomalies, counts=base.counts, nodes=base.nodes, recovered=base.recovered,
+                             failures=[*base.failures, *problems])
+
+    def verify(self) -> Verdict:
+        """A full verification now (POST /verify, the periodic job, the end of a run)."""
+        if self.verify_fn is None:
+            raise CheckerError("full verification is not available in this build")
+        if not self.verify_lock.acquire(blocking=False):
+            raise CheckerError("a verification is already running")
+        started = time.time()
+        try:
+            self.journal.flush()
+            verdict = self.verify_fn(self)
+        finally:
+            self.verify_lock.release()
+        finished = time.time()
+        self.full_verdict = verdict
+        merged = self.verdict()
+        self.last_verification = {"started": started, "finished": finished, "duration": finished - started,
+                                  "valid": merged.valid.json}
+        self.journal.record("verifications", {"started": started, "finished": finished,
+                                              "valid": json.dumps(merged.valid.json),
+                                              "verdict": merged.to_json()})
+        log.info("verification_done", valid=merged.valid.json, seconds=round(finished - started, 3),
+                 **{k: v for k, v in merged.anomaly_counts.items() if v})
+        return merged
+
+    # -- status -----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        v = self.verdict()
+        with self.bank_lock:
+            bank = {"ok": self.bank_counters.ok, "failed": self.bank_counters.failed,
+                    "indeterminate": self.bank_counters.indeterminate}
+        return {
+            "valid": v.valid.json,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "mysql_reachable": self.ready and self.live.failures == [],
+            "writes": dict(self.live.counts),
+            "bank_transfers": bank if "bank" in self.settings.workloads else None,
+            "reads": self.reads,
+            "primary": {"node": self.primary_node, "server": self.live.primary_server},
+            "lag_seconds": {k: (round(x, 3) if x is not None else None) for k, x in sorted(self.lag.items())},
+            "anomaly_counts": {k: n for k, n in v.anomaly_counts.items() if n},
+            "journal": {"path": str(self.settings.journal), "run_id": self.journal.info.run_id,
+                        "incarnation": self.journal.info.incarnation, "error": self.journal.error,
+                        "flushed": self.journal.flushed},
+            "last_verification": self.last_verification,
+            "writers": {w.writer_id: {"seq": w.seq, "node": w.node, "last_error": w.last_error}
+                        for w in self.writers},
+            "errors": [f.to_dict() for f in v.failures],
+        }
+
+    # -- shutdown ---------------------------------------------------------------------------
+    def stop_workload(self, timeout: float = 30.0) -> None:
+        """Stop every workload thread and flush the journal; analysis can still run after."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.1, deadline - time.monotonic()))
+        try:
+            self.journal.flush()
+        except CheckerError as exc:
+            log.error("journal_flush_failed", error=str(exc))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop everything: workload, scheduler, journal."""
+        self.stop_workload(timeout)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.journal.record_event("checker_stopped")
+        try:
+            self.journal.flush()
+        except CheckerError as exc:
+            log.error("journal_flush_failed", error=str(exc))
+        self.journal.close()
+        log.info("checker_stopped", writes=dict(self.live.counts))
+
+    def wait(self, duration: float | None) -> None:
+        """Block until `duration` passes, a fatal error happens, or `stop_event` is set."""
+        self.stop_event.wait(duration)
+
+    def uptime(self) -> float:
+        return time.time() - self.started_at
+
+    @property
+    def valid(self) -> Validity:
+        return self.verdict().valid
