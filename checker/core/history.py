@@ -1,0 +1,215 @@
+"""Records of what happened: write attempts, reads, bank observations and each node's final state.
+
+Everything here is a frozen value. Times are plain numbers handed in by the adapters: the core
+never reads a clock. Wall-clock seconds (`*_wall`) order events across processes; monotonic
+readings (`*_mono`) are kept for durations inside one process only.
+
+Server identities (`server`) are opaque strings naming one server *process* (MySQL
+`@@server_uuid`, or MariaDB server id, host, port and start time): a restarted node is a new
+identity, which is what split-brain detection needs.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    # Only an annotation here; chunks.py imports this module at run time.
+    from checker.core.chunks import ChunkAggregate
+
+__all__ = [
+    "Attempt",
+    "BankObservation",
+    "History",
+    "Key",
+    "NodeState",
+    "Outcome",
+    "Read",
+    "Role",
+    "Row",
+    "attempt_from_dict",
+    "attempt_to_dict",
+    "partition",
+]
+
+Key = tuple[str, int]
+"""A write's identity: (writer id, sequence number)."""
+
+
+class Outcome(enum.Enum):
+    """What the client learned about a write: the only three answers a database can give."""
+
+    OK = "ok"
+    """The server acknowledged the COMMIT."""
+    FAILED = "failed"
+    """Certainly not applied (refused before the transaction began, or rolled back)."""
+    INDETERMINATE = "indeterminate"
+    """May or may not have applied: the connection was lost or timed out during COMMIT."""
+
+
+class Role(enum.Enum):
+    """The part a node played when its final state was read."""
+
+    PRIMARY = "primary"
+    REPLICA = "replica"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One write of `(writer_id, seq)` and what the client learned about it.
+
+    `payload_sha256` is None only for an attempt the checker reserved and then forgot in its
+    own crash; such an attempt can only be INDETERMINATE. `row_id` is the AUTO_INCREMENT id the
+    server reported (known for OK writes). `server` is the identity of the connection's server
+    (None if it never got one) and `node` the node name the connection was routed to, if known.
+    An OK attempt always has `complete_wall`, the time its acknowledgement arrived.
+    `(writer_id, seq)` identifies the attempt: a writer that retries takes a new seq.
+    """
+
+    writer_id: str
+    seq: int
+    payload_sha256: str | None
+    outcome: Outcome
+    invoke_wall: float
+    complete_wall: float | None = None
+    invoke_mono: float | None = None
+    complete_mono: float | None = None
+    server: str | None = None
+    node: str | None = None
+    row_id: int | None = None
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.payload_sha256 is None and self.outcome is not Outcome.INDETERMINATE:
+            raise ValueError(
+                f"attempt {self.writer_id}:{self.seq} has no payload hash, so it can only be "
+                f"INDETERMINATE, not {self.outcome.name}"
+            )
+        if self.complete_wall is None and self.outcome is Outcome.OK:
+            raise ValueError(
+                f"attempt {self.writer_id}:{self.seq} is OK but has no completion time: "
+                "an acknowledgement is received at some time"
+            )
+
+    @property
+    def key(self) -> Key:
+        return (self.writer_id, self.seq)
+
+
+class Row(NamedTuple):
+    """One ledger row as read from a node.
+
+    A named tuple rather than a dataclass: millions of rows are compared and hashed as a whole,
+    which tuples do in C. Plain 5-tuples in this field order are accepted wherever a Row is.
+    `payload_sha256` is the SHA-256 of the payload actually stored; `checksum` is the hash the
+    writer stored alongside it.
+    """
+
+    id: int
+    writer_id: str
+    seq: int
+    payload_sha256: str
+    checksum: str
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What one read saw: the highest `seq` of `writer_id` visible (None: no row at all).
+
+    `time` is the wall-clock time the read was issued. `endpoint` is where it was sent (the
+    `mysql-read` service or a node), `node`/`server` the backend that answered, if known.
+    """
+
+    time: float
+    writer_id: str
+    max_seq: int | None
+    node: str | None = None
+    server: str | None = None
+    endpoint: str = "mysql-read"
+
+
+@dataclass(frozen=True, slots=True)
+class BankObservation:
+    """The bank workload's total over all accounts, read in one transaction on `node`."""
+
+    node: str
+    time: float
+    total: int
+    server: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeState:
+    """A node's state at the end of a run.
+
+    Either `rows` (the whole ledger, best ordered by id) or `chunks` (per id-range aggregates)
+    may be known. `error` says why the state could not be read; such a node is judged unknown.
+    `caught_up` says whether the replica had executed the primary's GTID set when it was read;
+    None lets the analysis decide from the two GTID sets.
+    """
+
+    node: str
+    role: Role
+    rows: Sequence[Row] | None = None
+    chunks: Sequence[ChunkAggregate] | None = None
+    gtid: str | None = None
+    caught_up: bool | None = None
+    bank_total: int | None = None
+    server: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Everything the checker recorded during a run.
+
+    `bank_total` is the bank workload's invariant (None when the bank workload did not run).
+    """
+
+    attempts: Sequence[Attempt] = ()
+    reads: Sequence[Read] = ()
+    bank: Sequence[BankObservation] = ()
+    bank_total: int | None = None
+
+
+def partition(attempts: Iterable[Attempt]) -> tuple[list[Attempt], list[Attempt]]:
+    """Split attempts into (acknowledged, the rest), keeping their order."""
+    oks: list[Attempt] = []
+    rest: list[Attempt] = []
+    ok = Outcome.OK
+    for attempt in attempts:
+        (oks if attempt.outcome is ok else rest).append(attempt)
+    return oks, rest
+
+
+_ATTEMPT_FIELDS = (
+    "writer_id",
+    "seq",
+    "payload_sha256",
+    "outcome",
+    "invoke_wall",
+    "complete_wall",
+    "invoke_mono",
+    "complete_mono",
+    "server",
+    "node",
+    "row_id",
+    "error",
+)
+
+
+def attempt_to_dict(attempt: Attempt) -> dict[str, Any]:
+    """The attempt as a JSON-ready dict (the outcome by its lower-case name)."""
+    data = {name: getattr(attempt, name) for name in _ATTEMPT_FIELDS}
+    data["outcome"] = attempt.outcome.value
+    return data
+
+
+def attempt_from_dict(data: Mapping[str, Any]) -> Attempt:
+    """Inverse of `attempt_to_dict`; absent optional fields default to None."""
+    fields = {name: data[name] for name in _ATTEMPT_FIELDS if name in data}
+    fields["outcome"] = Outcome(data["outcome"])
+    return Attempt(**fields)
