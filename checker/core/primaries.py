@@ -82,9 +82,11 @@ def _spans(acked: Sequence[Attempt]) -> list[PrimarySpan]:
     )
 
 
-def _first_in(acked: Sequence[Attempt], server: str, start: float, end: float) -> Attempt:
-    inside = [a for a in acked if a.server == server and start <= _completed(a) <= end]
-    return min(inside, key=lambda a: (_completed(a), a.writer_id, a.seq))
+def _first_from(acked: Sequence[Attempt], server: str, start: float) -> Attempt:
+    # Both identities of an overlapping pair ack at or after the overlap's start: the later
+    # one starts it, and the earlier one's last ack comes after it.
+    after = [a for a in acked if a.server == server and _completed(a) >= start]
+    return min(after, key=lambda a: (_completed(a), a.writer_id, a.seq))
 
 
 def _describe(span: PrimarySpan, example: Attempt) -> dict[str, Any]:
@@ -105,9 +107,9 @@ def _describe(span: PrimarySpan, example: Attempt) -> dict[str, Any]:
 def split_brain(attempts: Sequence[Attempt]) -> list[Anomaly]:
     """One anomaly per pair of identities that acknowledged writes in overlapping time.
 
-    It is reported on the identity that started acking later, with its first ack inside the
-    overlap as writer and seq; the evidence shows both identities, their intervals and an
-    example write of each inside the overlap.
+    It is reported on the identity that started acking later, with its first ack as writer and
+    seq; the evidence shows both identities, their intervals, the overlap, and for each the
+    first write it acknowledged from the start of the overlap on.
     """
     acked = _acked(attempts)
     if len(set(map(_server, acked)) - {None}) < 2:
@@ -119,8 +121,8 @@ def split_brain(attempts: Sequence[Attempt]) -> list[Anomaly]:
             if not (late.first < early.last and early.first < late.last):
                 continue
             start, end = late.first, min(early.last, late.last)
-            late_example = _first_in(acked, late.server, start, end)
-            early_example = _first_in(acked, early.server, start, end)
+            late_example = _first_from(acked, late.server, start)
+            early_example = _first_from(acked, early.server, start)
             found.append(
                 Anomaly(
                     "split_brain",

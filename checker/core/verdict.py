@@ -294,6 +294,11 @@ def _examples(anomalies: list[Anomaly], cap: int) -> list[Anomaly]:
     return kept[:cap]
 
 
+def _ids(a: Anomaly) -> set[int]:
+    ids = a.evidence.get("ids")
+    return {i for i in ids if isinstance(i, int)} if isinstance(ids, list) else set()
+
+
 def _merge_duplicates(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
     """Fold the `duplicated` findings of one (node, writer, seq) into one, ids united.
 
@@ -310,7 +315,7 @@ def _merge_duplicates(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
         if seen is None:
             dups[key] = a
             continue
-        ids = sorted(set(seen.evidence.get("ids", [])) | set(a.evidence.get("ids", [])))
+        ids = sorted(_ids(seen) | _ids(a))
         dups[key] = replace(seen, evidence={**seen.evidence, "ids": ids, "copies": len(ids)})
     out.extend(dups.values())
     return out
@@ -329,7 +334,16 @@ def _overall(
 
 
 def _capped_recoveries(recovered: Iterable[Recovery], cap: int) -> tuple[int, tuple[Recovery, ...]]:
-    unique = {(r.node, r.writer_id, r.seq): r for r in recovered}
+    unique: dict[tuple[str, str, int], Recovery] = {}
+    for r in recovered:
+        key = (r.node, r.writer_id, r.seq)
+        seen = unique.get(key)
+        # A write applied twice (also a duplicate) is shown by its lowest row id, whatever
+        # order the ranges were checked in.
+        if seen is None or (
+            r.row_id is not None and (seen.row_id is None or r.row_id < seen.row_id)
+        ):
+            unique[key] = r
     ordered = [unique[k] for k in sorted(unique)]
     return len(unique), tuple(ordered[:cap])
 
