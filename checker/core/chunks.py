@@ -14,7 +14,8 @@ import operator
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from checker.core.history import Attempt, Outcome, Row
+# ChunkAggregate is a record and lives with the others; it is re-exported here.
+from checker.core.history import Attempt, ChunkAggregate, Outcome, Row
 
 __all__ = [
     "ChunkAggregate",
@@ -32,19 +33,6 @@ RowHash = Callable[[Row], int]
 """Hash of one row, as the server computes it in its aggregate query."""
 Combine = Callable[[int, int], int]
 """Order-independent fold of row hashes (XOR by default, like `BIT_XOR`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkAggregate:
-    """Rows with `lo <= id <= hi` on one node: how many, and the fold of their hashes.
-
-    The checksum is opaque: only equality with another aggregate of the same range means anything.
-    """
-
-    lo: int
-    hi: int
-    count: int
-    checksum: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,15 +14,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-if TYPE_CHECKING:
-    # Only an annotation here; chunks.py imports this module at run time.
-    from checker.core.chunks import ChunkAggregate
+from typing import Any, NamedTuple
 
 __all__ = [
     "Attempt",
     "BankObservation",
+    "ChunkAggregate",
     "History",
     "Key",
     "NodeState",
@@ -32,7 +29,11 @@ __all__ = [
     "Row",
     "attempt_from_dict",
     "attempt_to_dict",
+    "history_from_dict",
+    "history_to_dict",
     "partition",
+    "state_from_dict",
+    "state_to_dict",
 ]
 
 Key = tuple[str, int]
@@ -142,6 +143,19 @@ class BankObservation:
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkAggregate:
+    """Rows with `lo <= id <= hi` on one node: how many, and the fold of their hashes.
+
+    The checksum is opaque: only equality with another aggregate of the same range means anything.
+    """
+
+    lo: int
+    hi: int
+    count: int
+    checksum: int
+
+
+@dataclass(frozen=True, slots=True)
 class NodeState:
     """A node's state at the end of a run.
 
@@ -213,3 +227,72 @@ def attempt_from_dict(data: Mapping[str, Any]) -> Attempt:
     fields = {name: data[name] for name in _ATTEMPT_FIELDS if name in data}
     fields["outcome"] = Outcome(data["outcome"])
     return Attempt(**fields)
+
+
+def _read_to_dict(r: Read) -> dict[str, Any]:
+    return {
+        "time": r.time,
+        "writer_id": r.writer_id,
+        "max_seq": r.max_seq,
+        "node": r.node,
+        "server": r.server,
+        "endpoint": r.endpoint,
+    }
+
+
+def _bank_to_dict(o: BankObservation) -> dict[str, Any]:
+    return {"node": o.node, "time": o.time, "total": o.total, "server": o.server}
+
+
+def history_to_dict(history: History) -> dict[str, Any]:
+    """The history as JSON-ready data (see tests/data/histories for examples)."""
+    return {
+        "attempts": [attempt_to_dict(a) for a in history.attempts],
+        "reads": [_read_to_dict(r) for r in history.reads],
+        "bank": [_bank_to_dict(o) for o in history.bank],
+        "bank_total": history.bank_total,
+    }
+
+
+def history_from_dict(data: Mapping[str, Any]) -> History:
+    """Inverse of `history_to_dict`; absent parts are empty."""
+    return History(
+        attempts=[attempt_from_dict(a) for a in data.get("attempts") or ()],
+        reads=[Read(**r) for r in data.get("reads") or ()],
+        bank=[BankObservation(**o) for o in data.get("bank") or ()],
+        bank_total=data.get("bank_total"),
+    )
+
+
+def state_to_dict(state: NodeState) -> dict[str, Any]:
+    """A final state as JSON-ready data: rows and chunks as lists of their fields."""
+    return {
+        "node": state.node,
+        "role": state.role.value,
+        "gtid": state.gtid,
+        "caught_up": state.caught_up,
+        "bank_total": state.bank_total,
+        "server": state.server,
+        "error": state.error,
+        "rows": None if state.rows is None else [list(r) for r in state.rows],
+        "chunks": None
+        if state.chunks is None
+        else [[c.lo, c.hi, c.count, c.checksum] for c in state.chunks],
+    }
+
+
+def state_from_dict(data: Mapping[str, Any]) -> NodeState:
+    """Inverse of `state_to_dict`."""
+    rows = data.get("rows")
+    chunks = data.get("chunks")
+    return NodeState(
+        node=data["node"],
+        role=Role(data["role"]),
+        rows=None if rows is None else [Row(*r) for r in rows],
+        chunks=None if chunks is None else [ChunkAggregate(*c) for c in chunks],
+        gtid=data.get("gtid"),
+        caught_up=data.get("caught_up"),
+        bank_total=data.get("bank_total"),
+        server=data.get("server"),
+        error=data.get("error"),
+    )
