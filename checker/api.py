@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 log = _logging.get("checker.api")
 MAX_BODY = 64 * 1024
+_PROTECTED = frozenset({"/verify", "/annotations"})
 
 
 class Annotation(BaseModel):
@@ -59,7 +60,11 @@ class Annotation(BaseModel):
                 return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
             except ValueError:
                 raise ValueError("time must be unix seconds or an ISO 8601 timestamp") from None
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isfinite(value):
+        if (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and not math.isfinite(value)
+        ):
             raise ValueError("time must be finite")
         return value
 
@@ -80,10 +85,12 @@ class _Guard(BaseHTTPMiddleware):
             length = request.headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
                 return _error(413, f"request body too large (limit {MAX_BODY} bytes)")
-            if self.token:
+            if self.token and request.method == "POST" and request.url.path in _PROTECTED:
                 given = request.headers.get("authorization", "")
                 if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                    return _error(401, "missing or wrong bearer token (Authorization: Bearer <token>)")
+                    return _error(
+                        401, "missing or wrong bearer token (Authorization: Bearer <token>)"
+                    )
             body = await request.body()
             if len(body) > MAX_BODY:
                 return _error(413, f"request body too large (limit {MAX_BODY} bytes)")
@@ -95,7 +102,7 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(
         title="mysql-chaos-checker",
         version="1",
-        description="Data-integrity checker for MySQL under chaos: live verdict, status, verification.",
+        description="Data-integrity checker for MySQL under chaos: verdict, status, verification.",
         docs_url=None,
         redoc_url=None,
     )
@@ -138,8 +145,13 @@ def create_app(service: Service) -> FastAPI:
     @app.post("/annotations", status_code=201)
     def annotate(body: Annotation) -> dict[str, Any]:
         now = time.time()
-        row = {"name": body.name, "phase": body.phase, "time": body.time or now, "received": now,
-               "detail": body.detail}
+        row = {
+            "name": body.name,
+            "phase": body.phase,
+            "time": body.time or now,
+            "received": now,
+            "detail": body.detail,
+        }
         service.journal.record("annotations", row)
         service.annotations.append(row)
         log.info("annotation", name=body.name, phase=body.phase)
@@ -161,8 +173,14 @@ class ApiServer:
     """uvicorn in a background thread, stopped with the service."""
 
     def __init__(self, service: Service, host: str, port: int) -> None:
-        config = uvicorn.Config(create_app(service), host=host, port=port, log_level="warning",
-                                access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            create_app(service),
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="http", daemon=True)
 
@@ -173,7 +191,8 @@ class ApiServer:
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise CheckerError(
-                    f"the HTTP API could not listen on {self.server.config.host}:{self.server.config.port} "
+                    f"the HTTP API could not listen on "
+                    f"{self.server.config.host}:{self.server.config.port} "
                     "(port in use or not allowed): choose another --http"
                 )
             time.sleep(0.01)

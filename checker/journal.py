@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from checker.core.history import Attempt, BankObservation, Outcome, Read
 from checker.errors import JournalError
@@ -39,9 +40,12 @@ FORMAT_VERSION = 1
 RESERVE_BLOCK = 1000
 
 _md = sa.MetaData()
-meta_t = sa.Table("meta", _md, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.String))
+meta_t = sa.Table(
+    "meta", _md, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.String)
+)
 attempts_t = sa.Table(
-    "attempts", _md,
+    "attempts",
+    _md,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("writer_id", sa.String, nullable=False),
     sa.Column("seq", sa.Integer, nullable=False),
@@ -59,14 +63,16 @@ attempts_t = sa.Table(
     sa.Index("attempts_row_id", "row_id"),
 )
 reservations_t = sa.Table(
-    "reservations", _md,
+    "reservations",
+    _md,
     sa.Column("writer_id", sa.String, primary_key=True),
     sa.Column("upto", sa.Integer, nullable=False),
     sa.Column("incarnation", sa.Integer, nullable=False),
     sa.Column("closed", sa.Boolean, nullable=False, default=False),
 )
 reads_t = sa.Table(
-    "reads", _md,
+    "reads",
+    _md,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("endpoint", sa.String, nullable=False),
@@ -76,7 +82,8 @@ reads_t = sa.Table(
     sa.Column("max_seq", sa.Integer),
 )
 bank_t = sa.Table(
-    "bank", _md,
+    "bank",
+    _md,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("node", sa.String, nullable=False),
@@ -84,14 +91,16 @@ bank_t = sa.Table(
     sa.Column("total", sa.Integer, nullable=False),
 )
 lag_t = sa.Table(
-    "lag", _md,
+    "lag",
+    _md,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("node", sa.String, nullable=False),
     sa.Column("seconds", sa.Float),
 )
 annotations_t = sa.Table(
-    "annotations", _md,
+    "annotations",
+    _md,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("name", sa.String, nullable=False),
     sa.Column("phase", sa.String, nullable=False),
@@ -100,14 +109,16 @@ annotations_t = sa.Table(
     sa.Column("detail", sa.String),
 )
 events_t = sa.Table(
-    "events", _md,
+    "events",
+    _md,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("time", sa.Float, nullable=False),
     sa.Column("kind", sa.String, nullable=False),
     sa.Column("detail", sa.String),
 )
 verifications_t = sa.Table(
-    "verifications", _md,
+    "verifications",
+    _md,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("started", sa.Float, nullable=False),
     sa.Column("finished", sa.Float, nullable=False),
@@ -140,7 +151,9 @@ class Journal:
         self.path = Path(path)
         self.flush_interval = flush_interval
         self.batch = batch
-        self._queue: queue.SimpleQueue[tuple[str, Any, threading.Event | None]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, Any, threading.Event | None]] = (
+            queue.SimpleQueue()
+        )
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
@@ -156,7 +169,9 @@ class Journal:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise JournalError(f"cannot create the journal's directory {self.path.parent}: {exc.strerror}") from None
+                raise JournalError(
+                    f"cannot create the journal's directory {self.path.parent}: {exc.strerror}"
+                ) from None
         if self.path.exists() and self.path.is_dir():
             raise JournalError(f"journal path {self.path} is a directory; give a file path")
         url = f"sqlite:///{self.path}" + ("?mode=ro&uri=true" if readonly else "")
@@ -177,16 +192,24 @@ class Journal:
             with engine.connect() as conn:
                 ok = conn.exec_driver_sql("PRAGMA quick_check").scalar()
                 if ok != "ok":
-                    raise JournalError(f"journal {self.path} is corrupt ({ok}); keep it for inspection and start a new one")
+                    raise JournalError(
+                        f"journal {self.path} is corrupt ({ok}); keep it for inspection and "
+                        "start a new one"
+                    )
                 if not readonly:
                     _md.create_all(conn)
                     conn.commit()
         except sa.exc.DatabaseError as exc:
             text = str(exc.orig) if exc.orig else str(exc)
             if "not a database" in text or "malformed" in text:
-                raise JournalError(f"journal {self.path} is not a checker journal (not SQLite, or corrupt): {text}") from None
+                raise JournalError(
+                    f"journal {self.path} is not a checker journal (not SQLite, or corrupt): {text}"
+                ) from None
             if "readonly" in text or "read-only" in text or "unable to open" in text:
-                raise JournalError(f"journal {self.path} cannot be written ({text}): check the path and permissions") from None
+                raise JournalError(
+                    f"journal {self.path} cannot be written ({text}): check the path and "
+                    "permissions"
+                ) from None
             raise JournalError(f"journal {self.path}: {text}") from None
         return engine
 
@@ -195,31 +218,51 @@ class Journal:
             try:
                 rows = dict(conn.execute(sa.select(meta_t.c.key, meta_t.c.value)).all())
             except sa.exc.OperationalError:
-                raise JournalError(f"{self.path} is an SQLite file but not a checker journal") from None
+                raise JournalError(
+                    f"{self.path} is an SQLite file but not a checker journal"
+                ) from None
             if readonly:
                 if not rows:
                     raise JournalError(f"{self.path} is an empty journal")
-                return JournalInfo(rows["run_id"], int(rows["incarnation"]), rows["target"], float(rows["created_at"]))
+                return JournalInfo(
+                    rows["run_id"],
+                    int(rows["incarnation"]),
+                    rows["target"],
+                    float(rows["created_at"]),
+                )
             if rows:
                 if int(rows.get("format_version", 0)) != FORMAT_VERSION:
-                    raise JournalError(f"journal {self.path} has format {rows.get('format_version')}, this checker writes {FORMAT_VERSION}")
+                    raise JournalError(
+                        f"journal {self.path} has format {rows.get('format_version')}, "
+                        f"this checker writes {FORMAT_VERSION}"
+                    )
                 if target and rows.get("target") != target:
                     raise JournalError(
-                        f"journal {self.path} belongs to another target ({rows.get('target')}), not "
+                        f"journal {self.path} belongs to another target "
+                        f"({rows.get('target')}), not "
                         f"{target}: use a new --journal path"
                     )
                 incarnation = int(rows["incarnation"]) + 1
-                conn.execute(meta_t.update().where(meta_t.c.key == "incarnation").values(value=str(incarnation)))
-                info = JournalInfo(rows["run_id"], incarnation, rows["target"], float(rows["created_at"]))
+                conn.execute(
+                    meta_t.update()
+                    .where(meta_t.c.key == "incarnation")
+                    .values(value=str(incarnation))
+                )
+                info = JournalInfo(
+                    rows["run_id"], incarnation, rows["target"], float(rows["created_at"])
+                )
             else:
                 info = JournalInfo(uuid.uuid4().hex[:8], 1, target, time.time())
-                conn.execute(meta_t.insert(), [
-                    {"key": "format_version", "value": str(FORMAT_VERSION)},
-                    {"key": "run_id", "value": info.run_id},
-                    {"key": "incarnation", "value": "1"},
-                    {"key": "target", "value": target},
-                    {"key": "created_at", "value": repr(info.created_at)},
-                ])
+                conn.execute(
+                    meta_t.insert(),
+                    [
+                        {"key": "format_version", "value": str(FORMAT_VERSION)},
+                        {"key": "run_id", "value": info.run_id},
+                        {"key": "incarnation", "value": "1"},
+                        {"key": "target", "value": target},
+                        {"key": "created_at", "value": repr(info.created_at)},
+                    ],
+                )
             conn.commit()
         return info
 
@@ -230,7 +273,9 @@ class Journal:
     # -- writing ----------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._flusher, name="journal-flusher", daemon=True)
+            self._thread = threading.Thread(
+                target=self._flusher, name="journal-flusher", daemon=True
+            )
             self._thread.start()
 
     def record(self, table: str, row: dict[str, Any]) -> None:
@@ -238,40 +283,88 @@ class Journal:
         self._queue.put((table, row, None))
 
     def record_attempt(self, a: Attempt) -> None:
-        self.record("attempts", {
-            "writer_id": a.writer_id, "seq": a.seq, "payload_sha256": a.payload_sha256,
-            "outcome": a.outcome.value, "invoke_wall": a.invoke_wall, "complete_wall": a.complete_wall,
-            "invoke_mono": a.invoke_mono, "complete_mono": a.complete_mono, "server": a.server,
-            "node": a.node, "row_id": a.row_id, "error": redact(a.error) if a.error else None,
-        })
+        self.record(
+            "attempts",
+            {
+                "writer_id": a.writer_id,
+                "seq": a.seq,
+                "payload_sha256": a.payload_sha256,
+                "outcome": a.outcome.value,
+                "invoke_wall": a.invoke_wall,
+                "complete_wall": a.complete_wall,
+                "invoke_mono": a.invoke_mono,
+                "complete_mono": a.complete_mono,
+                "server": a.server,
+                "node": a.node,
+                "row_id": a.row_id,
+                "error": redact(a.error) if a.error else None,
+            },
+        )
 
     def record_read(self, r: Read) -> None:
-        self.record("reads", {"time": r.time, "endpoint": r.endpoint, "node": r.node, "server": r.server,
-                              "writer_id": r.writer_id, "max_seq": r.max_seq})
+        self.record(
+            "reads",
+            {
+                "time": r.time,
+                "endpoint": r.endpoint,
+                "node": r.node,
+                "server": r.server,
+                "writer_id": r.writer_id,
+                "max_seq": r.max_seq,
+            },
+        )
 
     def record_bank(self, b: BankObservation) -> None:
         self.record("bank", {"time": b.time, "node": b.node, "server": b.server, "total": b.total})
 
     def record_event(self, kind: str, **detail: Any) -> None:
-        self.record("events", {"time": time.time(), "kind": kind,
-                               "detail": redact(json.dumps(detail, default=str, sort_keys=True))})
+        self.record(
+            "events",
+            {
+                "time": time.time(),
+                "kind": kind,
+                "detail": redact(json.dumps(detail, default=str, sort_keys=True)),
+            },
+        )
 
     def reserve(self, writer_id: str, upto: int, timeout: float = 30.0) -> None:
         """Durably promise that `writer_id` uses seqs only up to `upto`. Blocks until flushed."""
         done = threading.Event()
-        self._queue.put(("reservations", {"writer_id": writer_id, "upto": upto,
-                                          "incarnation": self.info.incarnation, "closed": False}, done))
+        self._queue.put(
+            (
+                "reservations",
+                {
+                    "writer_id": writer_id,
+                    "upto": upto,
+                    "incarnation": self.info.incarnation,
+                    "closed": False,
+                },
+                done,
+            )
+        )
         if self._thread is None:
             self.flush_now()
         if not done.wait(timeout):
-            raise JournalError(f"journal {self.path} did not persist a reservation within {timeout:.0f}s")
+            raise JournalError(
+                f"journal {self.path} did not persist a reservation within {timeout:.0f}s"
+            )
         if self.error:
             raise JournalError(self.error)
 
     def close_writer(self, writer_id: str, last_seq: int) -> None:
         """A writer stopped cleanly at `last_seq`: its unused reservation is released."""
-        self._queue.put(("reservations", {"writer_id": writer_id, "upto": last_seq,
-                                          "incarnation": self.info.incarnation, "closed": True}, None))
+        self._queue.put(
+            (
+                "reservations",
+                {
+                    "writer_id": writer_id,
+                    "upto": last_seq,
+                    "incarnation": self.info.incarnation,
+                    "closed": True,
+                },
+                None,
+            )
+        )
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until everything queued so far is on disk."""
@@ -316,11 +409,17 @@ class Journal:
                     for table, rows in pending.items():
                         conn.execute(_TABLES[table].insert(), rows)
                     for row in reservations.values():
-                        stmt = sa.dialects.sqlite.insert(reservations_t).values(**row)
-                        conn.execute(stmt.on_conflict_do_update(
-                            index_elements=["writer_id"],
-                            set_={"upto": row["upto"], "incarnation": row["incarnation"], "closed": row["closed"]},
-                        ))
+                        stmt = sqlite_insert(reservations_t).values(**row)
+                        conn.execute(
+                            stmt.on_conflict_do_update(
+                                index_elements=["writer_id"],
+                                set_={
+                                    "upto": row["upto"],
+                                    "incarnation": row["incarnation"],
+                                    "closed": row["closed"],
+                                },
+                            )
+                        )
                 self.flushed += n
             except sa.exc.SQLAlchemyError as exc:
                 orig = getattr(exc, "orig", None) or exc
@@ -363,7 +462,9 @@ class Journal:
                     if writer is not None:
                         yield from _unjournaled(writer, last, reserved.pop(writer, 0))
                     writer, last = row.writer_id, 0
-                yield from _unjournaled(writer, last, min(row.seq - 1, reserved.get(writer, 0)))
+                yield from _unjournaled(
+                    row.writer_id, last, min(row.seq - 1, reserved.get(writer, 0))
+                )
                 last = max(last, row.seq)
                 yield _attempt(row)
             if writer is not None:
@@ -374,8 +475,14 @@ class Journal:
     def reads(self) -> Iterator[Read]:
         with self.engine.connect() as conn:
             for r in conn.execute(sa.select(reads_t).order_by(reads_t.c.id)):
-                yield Read(time=r.time, writer_id=r.writer_id, max_seq=r.max_seq, node=r.node,
-                           server=r.server, endpoint=r.endpoint)
+                yield Read(
+                    time=r.time,
+                    writer_id=r.writer_id,
+                    max_seq=r.max_seq,
+                    node=r.node,
+                    server=r.server,
+                    endpoint=r.endpoint,
+                )
 
     def bank(self) -> Iterator[BankObservation]:
         with self.engine.connect() as conn:
@@ -394,27 +501,41 @@ class Journal:
 
     def set_meta(self, key: str, value: str) -> None:
         with self.engine.begin() as conn:
-            stmt = sa.dialects.sqlite.insert(meta_t).values(key=key, value=value)
+            stmt = sqlite_insert(meta_t).values(key=key, value=value)
             conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(attempts_t.c.outcome, sa.func.count()).group_by(attempts_t.c.outcome)).all()
+            rows = conn.execute(
+                sa.select(attempts_t.c.outcome, sa.func.count()).group_by(attempts_t.c.outcome)
+            ).all()
         return {str(o): int(n) for o, n in rows}
 
 
 def _unjournaled(writer_id: str, after: int, upto: int) -> Iterator[Attempt]:
     for seq in range(after + 1, upto + 1):
         yield Attempt(
-            writer_id=writer_id, seq=seq, payload_sha256=None, outcome=Outcome.INDETERMINATE,
-            invoke_wall=0.0, error="not in the journal: the checker stopped before recording it",
+            writer_id=writer_id,
+            seq=seq,
+            payload_sha256=None,
+            outcome=Outcome.INDETERMINATE,
+            invoke_wall=0.0,
+            error="not in the journal: the checker stopped before recording it",
         )
 
 
 def _attempt(row: Any) -> Attempt:
     return Attempt(
-        writer_id=row.writer_id, seq=row.seq, payload_sha256=row.payload_sha256,
-        outcome=Outcome(row.outcome), invoke_wall=row.invoke_wall, complete_wall=row.complete_wall,
-        invoke_mono=row.invoke_mono, complete_mono=row.complete_mono, server=row.server,
-        node=row.node, row_id=row.row_id, error=row.error,
+        writer_id=row.writer_id,
+        seq=row.seq,
+        payload_sha256=row.payload_sha256,
+        outcome=Outcome(row.outcome),
+        invoke_wall=row.invoke_wall,
+        complete_wall=row.complete_wall,
+        invoke_mono=row.invoke_mono,
+        complete_mono=row.complete_mono,
+        server=row.server,
+        node=row.node,
+        row_id=row.row_id,
+        error=row.error,
     )

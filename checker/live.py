@@ -27,7 +27,17 @@ import pymysql
 from checker import _logging, mysql
 from checker.core import bank, primaries, replicas
 from checker.core.analysis import analyze
-from checker.core.history import Attempt, BankObservation, History, Key, NodeState, Outcome, Read, Role, Row
+from checker.core.history import (
+    Attempt,
+    BankObservation,
+    History,
+    Key,
+    NodeState,
+    Outcome,
+    Read,
+    Role,
+    Row,
+)
 from checker.core.verdict import (
     Anomaly,
     Counts,
@@ -45,7 +55,9 @@ from checker.secrets import redact
 
 log = _logging.get("checker.live")
 
-_INDETERMINATE_GRACE = 60.0  # seconds an absent indeterminate write is re-checked (a paused server may commit it late)
+_INDETERMINATE_GRACE = (
+    60.0  # seconds an absent indeterminate write is re-checked (a paused server may commit it late)
+)
 
 
 @dataclass
@@ -57,8 +69,15 @@ class _Pending:
 class LiveAnalysis:
     """Thread-safe sink for records, and the periodic analysis over them."""
 
-    def __init__(self, *, names: Names, lag_bound: float, window: float = 60.0, flavor: str = "mysql",
-                 bank_total: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        names: Names,
+        lag_bound: float,
+        window: float = 60.0,
+        flavor: str = "mysql",
+        bank_total: int | None = None,
+    ) -> None:
         self.names = names
         self.lag_bound = lag_bound
         self.window = max(window, lag_bound * 3)
@@ -79,7 +98,9 @@ class LiveAnalysis:
         self.counts = {"ok": 0, "failed": 0, "indeterminate": 0}
         self.primary_server: str | None = None
         self.failures: list[Failure] = []
-        self.verdict: Verdict = build_verdict([], counts=Counts(), failures=[Failure("live", "no analysis yet")])
+        self.verdict: Verdict = build_verdict(
+            [], counts=Counts(), failures=[Failure("live", "no analysis yet")]
+        )
         self.last_cycle: float | None = None
         self.cycles = 0
         self.first_flagged: dict[str, float] = {}
@@ -105,7 +126,9 @@ class LiveAnalysis:
         return a, r, b
 
     # -- one cycle ----------------------------------------------------------------------------
-    def cycle(self, primary: Endpoint, primary_node: str | None, now: float | None = None) -> Verdict:
+    def cycle(
+        self, primary: Endpoint, primary_node: str | None, now: float | None = None
+    ) -> Verdict:
         """Run one analysis: confirm pending writes on the primary, check reads and acks.
 
         Cycles never overlap (the scheduler's job and a final cycle at shutdown may race)."""
@@ -119,7 +142,10 @@ class LiveAnalysis:
                 self.recent_acks.append(a)
                 if a.server is not None:
                     first, last = self.spans.get(a.server, (a, a))
-                    self.spans[a.server] = (first, a if (a.complete_wall or 0) >= (last.complete_wall or 0) else last)
+                    self.spans[a.server] = (
+                        first,
+                        a if (a.complete_wall or 0) >= (last.complete_wall or 0) else last,
+                    )
             self.pending[(a.writer_id, a.seq)] = _Pending(a)
         self._trim(now)
         failures: list[Failure] = []
@@ -137,36 +163,74 @@ class LiveAnalysis:
         if rows is not None:
             found.extend(self._judge_pending(primary_node or "primary", rows, now, failures))
 
-        found.extend(self._guard(failures, "stale", replicas.stale, list(self.recent_acks), reads,
-                                 lag_bound=self.lag_bound))
-        baseline = [self.last_read[k] for k in {(r.endpoint, r.node or r.server or "", r.writer_id) for r in reads}
-                    if k in self.last_read]
-        found.extend(self._guard(failures, "non_monotonic", replicas.non_monotonic, [*baseline, *reads]))
+        found.extend(
+            self._guard(
+                failures,
+                "stale",
+                replicas.stale,
+                list(self.recent_acks),
+                reads,
+                lag_bound=self.lag_bound,
+            )
+        )
+        baseline = [
+            self.last_read[k]
+            for k in {(r.endpoint, r.node or r.server or "", r.writer_id) for r in reads}
+            if k in self.last_read
+        ]
+        found.extend(
+            self._guard(failures, "non_monotonic", replicas.non_monotonic, [*baseline, *reads])
+        )
         for r in reads:
             self.last_read[(r.endpoint, r.node or r.server or "", r.writer_id)] = r
             self.recent_reads.append(r)
         spans = [a for pair in self.spans.values() for a in pair]
         spans.extend(a for a in self.recent_acks if a.server is not None)
-        found.extend(self._guard(failures, "split_brain", primaries.split_brain,
-                                 sorted(set(spans), key=lambda a: (a.complete_wall or 0, a.writer_id, a.seq))))
+        found.extend(
+            self._guard(
+                failures,
+                "split_brain",
+                primaries.split_brain,
+                sorted(set(spans), key=lambda a: (a.complete_wall or 0, a.writer_id, a.seq)),
+            )
+        )
         if self.bank_expected is not None and observations:
-            found.extend(self._guard(failures, "bank_total", bank.bank_total, observations, {},
-                                     expected=self.bank_expected))
+            found.extend(
+                self._guard(
+                    failures,
+                    "bank_total",
+                    bank.bank_total,
+                    observations,
+                    {},
+                    expected=self.bank_expected,
+                )
+            )
         for anomaly in found:
             key = (anomaly.type, anomaly.node, anomaly.writer_id, anomaly.seq)
             if key not in self.anomalies:
                 self.anomalies[key] = anomaly
                 self.first_flagged.setdefault(anomaly.type, now)
-                log.warning("anomaly_flagged", type=anomaly.type, node=anomaly.node,
-                            writer_id=anomaly.writer_id, seq=anomaly.seq)
+                log.warning(
+                    "anomaly_flagged",
+                    type=anomaly.type,
+                    node=anomaly.node,
+                    writer_id=anomaly.writer_id,
+                    seq=anomaly.seq,
+                )
         self.failures = failures
         self.last_cycle = now
         self.cycles += 1
         self.verdict = self._verdict()
         return self.verdict
 
-    def _guard(self, failures: list[Failure], name: str, fn: Callable[..., list[Anomaly]], *args: Any,
-               **kwargs: Any) -> list[Anomaly]:
+    def _guard(
+        self,
+        failures: list[Failure],
+        name: str,
+        fn: Callable[..., list[Anomaly]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> list[Anomaly]:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - a crashing detector makes the verdict unknown
@@ -180,7 +244,9 @@ class LiveAnalysis:
         while self.recent_reads and self.recent_reads[0].time < horizon:
             self.recent_reads.popleft()
 
-    def _primary_rows(self, primary: Endpoint, failures: list[Failure]) -> tuple[str | None, list[Row] | None]:
+    def _primary_rows(
+        self, primary: Endpoint, failures: list[Failure]
+    ) -> tuple[str | None, list[Row] | None]:
         """The rows of pending keys on the primary, and the primary's identity."""
         by_writer: dict[str, list[int]] = {}
         for writer, seq in self.pending:
@@ -199,13 +265,17 @@ class LiveAnalysis:
                     for i in range(0, len(seqs), 1000):
                         part = seqs[i : i + 1000]
                         cur.execute(
-                            f"SELECT id, writer_id, seq, SHA2(payload, 256), checksum FROM {self.names.q('ledger')} "
+                            "SELECT id, writer_id, seq, SHA2(payload, 256), checksum "
+                            f"FROM {self.names.q('ledger')} "
                             f"WHERE writer_id = %s AND seq BETWEEN %s AND %s",
                             (writer, part[0], part[-1]),
                         )
                         wanted = set(part)
-                        rows.extend(Row(int(r[0]), r[1], int(r[2]), r[3], r[4]) for r in cur.fetchall()
-                                    if int(r[2]) in wanted)
+                        rows.extend(
+                            Row(int(r[0]), r[1], int(r[2]), r[3], r[4])
+                            for r in cur.fetchall()
+                            if int(r[2]) in wanted
+                        )
             return info.identity, rows
         except (pymysql.err.MySQLError, OSError) as exc:
             failures.append(Failure("primary", f"reading the primary failed: {redact(str(exc))}"))
@@ -213,11 +283,17 @@ class LiveAnalysis:
         finally:
             conn.close()
 
-    def _judge_pending(self, node: str, rows: list[Row], now: float, failures: list[Failure]) -> list[Anomaly]:
+    def _judge_pending(
+        self, node: str, rows: list[Row], now: float, failures: list[Failure]
+    ) -> list[Anomaly]:
         attempts = [p.attempt for p in self.pending.values()]
         try:
-            verdict = analyze(History(attempts=attempts), [NodeState(node=node, role=Role.PRIMARY, rows=rows)],
-                              flavor="mariadb" if self.flavor == "mariadb" else "mysql", cap=10**9)
+            verdict = analyze(
+                History(attempts=attempts),
+                [NodeState(node=node, role=Role.PRIMARY, rows=rows)],
+                flavor="mariadb" if self.flavor == "mariadb" else "mysql",
+                cap=10**9,
+            )
         except Exception as exc:  # noqa: BLE001 - analysis failure makes the verdict unknown
             failures.append(Failure("live_ledger", f"{type(exc).__name__}: {exc}"))
             return []
@@ -229,24 +305,48 @@ class LiveAnalysis:
             a = p.attempt
             if p.first_checked is None:
                 p.first_checked = now
-            if a.outcome is Outcome.INDETERMINATE and key not in present and now - p.first_checked < _INDETERMINATE_GRACE:
+            if (
+                a.outcome is Outcome.INDETERMINATE
+                and key not in present
+                and now - p.first_checked < _INDETERMINATE_GRACE
+            ):
                 continue  # may still be applied by a server that was paused
             del self.pending[key]
-        return [a for a in verdict.anomalies if a.type in ("lost", "duplicated", "corrupted", "unexpected")]
+        return [
+            a
+            for a in verdict.anomalies
+            if a.type in ("lost", "duplicated", "corrupted", "unexpected")
+        ]
 
     def _verdict(self) -> Verdict:
         counts = Counts(
-            attempted=sum(self.counts.values()), ok=self.counts["ok"], failed=self.counts["failed"],
-            indeterminate=self.counts["indeterminate"], recovered=len(self.recovered),
+            attempted=sum(self.counts.values()),
+            ok=self.counts["ok"],
+            failed=self.counts["failed"],
+            indeterminate=self.counts["indeterminate"],
+            recovered=len(self.recovered),
         )
-        return build_verdict(self.anomalies.values(), counts=counts, recovered=self.recovered.values(),
-                             failures=self.failures)
+        return build_verdict(
+            self.anomalies.values(),
+            counts=counts,
+            recovered=self.recovered.values(),
+            failures=self.failures,
+        )
 
     def merge_full(self, full: Verdict) -> Verdict:
         """A full verification's verdict, with live-only findings (reads, acks) added."""
-        extra = [a for a in self.anomalies.values() if a.type in ("stale", "non_monotonic", "split_brain", "bank_total")]
-        return build_verdict([*full.anomalies, *extra], counts=full.counts, nodes=full.nodes,
-                             recovered=full.recovered, failures=full.failures)
+        extra = [
+            a
+            for a in self.anomalies.values()
+            if a.type in ("stale", "non_monotonic", "split_brain", "bank_total")
+        ]
+        return build_verdict(
+            [*full.anomalies, *extra],
+            counts=full.counts,
+            nodes=full.nodes,
+            recovered=full.recovered,
+            failures=full.failures,
+        )
 
 
 def node_verdicts(nodes: Iterable[str]) -> dict[str, NodeVerdict]:

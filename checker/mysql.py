@@ -8,6 +8,8 @@ rest; both classify failures into `checker.errors` with one clear line and no pa
 from __future__ import annotations
 
 import re
+import ssl
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -45,6 +47,7 @@ CR_UNKNOWN_HOST = 2005
 CR_SERVER_GONE = 2006
 CR_SERVER_LOST = 2013
 CR_HANDSHAKE = 2012  # PyMySQL: bad handshake (not a MySQL server?)
+CR_SSL_CONNECTION_ERROR = 2026
 GRANT_CODES = frozenset(
     {
         ER_DBACCESS_DENIED,
@@ -85,6 +88,8 @@ class Endpoint:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     unix_socket: str | None = None
+    tls: str = "preferred"  # preferred | required | disabled
+    tls_ca: str | None = None
 
     @property
     def address(self) -> str:
@@ -171,6 +176,11 @@ def classify(exc: BaseException, endpoint: Endpoint) -> DatabaseError:
         return SchemaError(f"{text} at {where}: run `checker setup` first")
     if code == ER_NO_SUCH_TABLE:
         return SchemaError(f"{text} at {where}: run `checker setup` first")
+    if code == CR_SSL_CONNECTION_ERROR:
+        return UnreachableError(
+            f"TLS to MySQL at {where} failed: {text} (--tls preferred falls back to plain "
+            "connections; --tls required needs TLS on the server)"
+        )
     if code in (CR_CONN_HOST_ERROR, CR_UNKNOWN_HOST):
         return UnreachableError(f"cannot connect to MySQL at {where}: {text}")
     if code == CR_HANDSHAKE or isinstance(orig, pymysql.err.InternalError):
@@ -182,25 +192,71 @@ def classify(exc: BaseException, endpoint: Endpoint) -> DatabaseError:
     return DatabaseError(f"MySQL error at {where}: {text}")
 
 
+_tls_lock = threading.Lock()
+_tls_contexts: dict[str | None, ssl.SSLContext] = {}
+_no_tls: set[tuple[str, int]] = set()
+
+
+def _tls_context(ca: str | None) -> ssl.SSLContext:
+    """One SSLContext per CA, built once: building one loads the CA store (~0.1 s)."""
+    with _tls_lock:
+        ctx = _tls_contexts.get(ca)
+        if ctx is None:
+            ctx = ssl.create_default_context(cafile=ca)
+            if ca is None:
+                # No CA given: encrypt but do not verify, as MySQL clients' PREFERRED mode does.
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            _tls_contexts[ca] = ctx
+        return ctx
+
+
+def _tls_args(endpoint: Endpoint) -> dict[str, Any]:
+    if endpoint.unix_socket or endpoint.tls == "disabled":
+        return {"ssl_disabled": True}
+    if endpoint.tls == "preferred" and (endpoint.host, endpoint.port) in _no_tls:
+        return {"ssl_disabled": True}
+    return {"ssl": _tls_context(endpoint.tls_ca)}
+
+
 def connect(endpoint: Endpoint, *, autocommit: bool = True, **kwargs: Any) -> pymysql.Connection:
-    """A raw PyMySQL connection; failures become `DatabaseError`s naming the endpoint."""
+    """A raw PyMySQL connection; failures become `DatabaseError`s naming the endpoint.
+
+    TLS `preferred` tries TLS first and remembers a server that has none, so later
+    connections skip the attempt; `required` never falls back."""
     try:
-        return pymysql.connect(
-            host=endpoint.host,
-            port=endpoint.port,
-            user=endpoint.user,
-            password=endpoint.password.reveal() if endpoint.password else "",
-            database=endpoint.database,
-            unix_socket=endpoint.unix_socket,
-            connect_timeout=endpoint.connect_timeout,
-            read_timeout=endpoint.read_timeout,
-            write_timeout=endpoint.read_timeout,
-            autocommit=autocommit,
-            charset="utf8mb4",
-            **kwargs,
-        )
+        return _connect(endpoint, autocommit, _tls_args(endpoint), kwargs)
+    except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] == CR_SSL_CONNECTION_ERROR and endpoint.tls == "preferred":
+            with _tls_lock:
+                _no_tls.add((endpoint.host, endpoint.port))
+            try:
+                return _connect(endpoint, autocommit, {"ssl_disabled": True}, kwargs)
+            except (pymysql.err.MySQLError, OSError) as again:
+                raise classify(again, endpoint) from None
+        raise classify(exc, endpoint) from None
     except (pymysql.err.MySQLError, OSError) as exc:
         raise classify(exc, endpoint) from None
+
+
+def _connect(
+    endpoint: Endpoint, autocommit: bool, tls: dict[str, Any], kwargs: dict[str, Any]
+) -> pymysql.Connection:
+    return pymysql.connect(
+        host=endpoint.host,
+        port=endpoint.port,
+        user=endpoint.user,
+        password=endpoint.password.reveal() if endpoint.password else "",
+        database=endpoint.database,
+        unix_socket=endpoint.unix_socket,
+        connect_timeout=endpoint.connect_timeout,
+        read_timeout=endpoint.read_timeout,
+        write_timeout=endpoint.read_timeout,
+        autocommit=autocommit,
+        charset="utf8mb4",
+        **tls,
+        **kwargs,
+    )
 
 
 def engine(endpoint: Endpoint, **kwargs: Any) -> sa.Engine:

@@ -15,44 +15,116 @@ from checker.errors import ConfigError
 from checker.mysql import parse_endpoint
 from checker.settings import build, connection_options
 
-EXIT_FOR = {True: 0, False: 1, "unknown": 2}
+EXIT_FOR = {"True": 0, "False": 1, "unknown": 2}  # by str(verdict "valid")
 
 
 def _configure_logs(raw: dict[str, Any]) -> None:
     fmt = raw.get("log_format") or "auto"
-    _logging.configure(json=None if fmt == "auto" else fmt == "json", level=raw.get("log_level") or "info")
+    _logging.configure(
+        json=None if fmt == "auto" else fmt == "json", level=raw.get("log_level") or "info"
+    )
 
 
 @click.command()
 @connection_options
-@click.option("--journal", envvar="CHECKER_JOURNAL", default="checker-journal.sqlite", show_default=True,
-              type=click.Path(dir_okay=False), help="Durable local history (SQLite).")
-@click.option("--workload", envvar="CHECKER_WORKLOAD", default="ledger", show_default=True,
-              help="Comma-separated: ledger, bank.")
-@click.option("--concurrency", envvar="CHECKER_CONCURRENCY", type=int, default=4, show_default=True,
-              help="Ledger writers, each with its own connection.")
-@click.option("--rate", envvar="CHECKER_RATE", type=float, default=0.0, show_default=True,
-              help="Total ledger writes per second (0: as fast as the server allows).")
-@click.option("--duration", envvar="CHECKER_DURATION", type=float, default=None,
-              help="Seconds to run, then verify and exit (default: until SIGTERM/SIGINT).")
-@click.option("--http", envvar="CHECKER_HTTP", default=None, help="Serve the HTTP API on HOST:PORT.")
-@click.option("--api-token-file", envvar="CHECKER_API_TOKEN_FILE", type=click.Path(dir_okay=False),
-              help="Bearer token required by POST routes (or CHECKER_API_TOKEN).")
-@click.option("--lag-bound", envvar="CHECKER_LAG_BOUND", type=float, default=5.0, show_default=True,
-              help="Seconds a replica may lag before a read that misses an acknowledged write is stale.")
-@click.option("--analysis-interval", envvar="CHECKER_ANALYSIS_INTERVAL", type=float, default=1.0,
-              show_default=True)
-@click.option("--verify-interval", envvar="CHECKER_VERIFY_INTERVAL", type=float, default=0.0,
-              show_default=True, help="Seconds between full verifications during the run (0: only at the end).")
-@click.option("--verify-timeout", envvar="CHECKER_VERIFY_TIMEOUT", type=float, default=60.0, show_default=True,
-              help="Seconds the GTID barrier waits for replicas during a verification.")
-@click.option("--bank-accounts", envvar="CHECKER_BANK_ACCOUNTS", type=int, default=10, show_default=True)
-@click.option("--bank-balance", envvar="CHECKER_BANK_BALANCE", type=int, default=1000, show_default=True)
-@click.option("--bank-concurrency", envvar="CHECKER_BANK_CONCURRENCY", type=int, default=2, show_default=True)
-@click.option("--ready-file", type=click.Path(dir_okay=False),
-              help="Write {url, pid, journal} here once the checker runs (for scripts).")
-@click.option("--final-verify/--no-final-verify", default=True, show_default=True,
-              help="Run a full verification when the run ends.")
+@click.option(
+    "--journal",
+    envvar="CHECKER_JOURNAL",
+    default="checker-journal.sqlite",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Durable local history (SQLite).",
+)
+@click.option(
+    "--workload",
+    envvar="CHECKER_WORKLOAD",
+    default="ledger",
+    show_default=True,
+    help="Comma-separated: ledger, bank.",
+)
+@click.option(
+    "--concurrency",
+    envvar="CHECKER_CONCURRENCY",
+    type=int,
+    default=4,
+    show_default=True,
+    help="Ledger writers, each with its own connection.",
+)
+@click.option(
+    "--rate",
+    envvar="CHECKER_RATE",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Total ledger writes per second (0: as fast as the server allows).",
+)
+@click.option(
+    "--duration",
+    envvar="CHECKER_DURATION",
+    type=float,
+    default=None,
+    help="Seconds to run, then verify and exit (default: until SIGTERM/SIGINT).",
+)
+@click.option(
+    "--http", envvar="CHECKER_HTTP", default=None, help="Serve the HTTP API on HOST:PORT."
+)
+@click.option(
+    "--api-token-file",
+    envvar="CHECKER_API_TOKEN_FILE",
+    type=click.Path(dir_okay=False),
+    help="Bearer token required by POST routes (or CHECKER_API_TOKEN).",
+)
+@click.option(
+    "--lag-bound",
+    envvar="CHECKER_LAG_BOUND",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds a replica may lag before a read that misses an acknowledged write is stale.",
+)
+@click.option(
+    "--analysis-interval",
+    envvar="CHECKER_ANALYSIS_INTERVAL",
+    type=float,
+    default=1.0,
+    show_default=True,
+)
+@click.option(
+    "--verify-interval",
+    envvar="CHECKER_VERIFY_INTERVAL",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds between full verifications during the run (0: only at the end).",
+)
+@click.option(
+    "--verify-timeout",
+    envvar="CHECKER_VERIFY_TIMEOUT",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds the GTID barrier waits for replicas during a verification.",
+)
+@click.option(
+    "--bank-accounts", envvar="CHECKER_BANK_ACCOUNTS", type=int, default=10, show_default=True
+)
+@click.option(
+    "--bank-balance", envvar="CHECKER_BANK_BALANCE", type=int, default=1000, show_default=True
+)
+@click.option(
+    "--bank-concurrency", envvar="CHECKER_BANK_CONCURRENCY", type=int, default=2, show_default=True
+)
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False),
+    help="Write {url, pid, journal} here once the checker runs (for scripts).",
+)
+@click.option(
+    "--final-verify/--no-final-verify",
+    default=True,
+    show_default=True,
+    help="Run a full verification when the run ends.",
+)
 def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
     """Write sequenced rows to mysql-0, read them back, and keep a verdict until stopped."""
     from checker.api import ApiServer
@@ -72,8 +144,15 @@ def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
             log.info("http_listening", url=url)
         service.start()
         if ready_file:
-            _write_json(Path(ready_file), {"url": url, "pid": os.getpid(), "journal": str(settings.journal),
-                                           "run_id": service.journal.info.run_id})
+            _write_json(
+                Path(ready_file),
+                {
+                    "url": url,
+                    "pid": os.getpid(),
+                    "journal": str(settings.journal),
+                    "run_id": service.journal.info.run_id,
+                },
+            )
         _stop_on_signals(service)
         service.wait(settings.duration)
         service.stop_workload()
@@ -90,15 +169,23 @@ def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
             api.stop()
     if service.fatal:
         raise ConfigError(service.fatal)
-    click.echo(json.dumps({"valid": verdict.valid.json, "counts": verdict.counts.to_dict(),
-                           "anomaly_counts": {k: v for k, v in verdict.anomaly_counts.items() if v},
-                           "journal": str(settings.journal)}, sort_keys=True))
-    return EXIT_FOR.get(verdict.valid.json, 2)  # type: ignore[call-overload, no-any-return]
+    click.echo(
+        json.dumps(
+            {
+                "valid": verdict.valid.json,
+                "counts": verdict.counts.to_dict(),
+                "anomaly_counts": {k: v for k, v in verdict.anomaly_counts.items() if v},
+                "journal": str(settings.journal),
+            },
+            sort_keys=True,
+        )
+    )
+    return EXIT_FOR[str(verdict.valid.json)]
 
 
 def _verify_fn() -> Any:
     try:
-        from checker.verify import verify_service
+        from checker.verify import verify_service  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # pragma: no cover - verification ships with the package
         return None
     return verify_service
@@ -120,26 +207,53 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.option("--lab", type=click.Path(file_okay=False), envvar="CHECKER_LAB",
-              help="Set up a running lab's schema as its root user.")
+@click.option(
+    "--lab",
+    type=click.Path(file_okay=False),
+    envvar="CHECKER_LAB",
+    help="Set up a running lab's schema as its root user.",
+)
 @click.option("--writer", envvar="CHECKER_WRITER", help="The primary, mysql://admin@host:port.")
 @click.option("--admin-user", default="root", show_default=True, envvar="CHECKER_ADMIN_USER")
-@click.option("--admin-password-file", type=click.Path(dir_okay=False), envvar="CHECKER_ADMIN_PASSWORD_FILE",
-              help="The admin's password file (or CHECKER_ADMIN_PASSWORD).")
-@click.option("--create-user", default=None, help="Also create this least-privilege user for the checker.")
-@click.option("--user-host", default="%", show_default=True, help="Host part of the created account.")
-@click.option("--password-file", type=click.Path(dir_okay=False), envvar="CHECKER_PASSWORD_FILE",
-              help="The created user's password file (or CHECKER_PASSWORD).")
+@click.option(
+    "--admin-password-file",
+    type=click.Path(dir_okay=False),
+    envvar="CHECKER_ADMIN_PASSWORD_FILE",
+    help="The admin's password file (or CHECKER_ADMIN_PASSWORD).",
+)
+@click.option(
+    "--create-user", default=None, help="Also create this least-privilege user for the checker."
+)
+@click.option(
+    "--user-host", default="%", show_default=True, help="Host part of the created account."
+)
+@click.option(
+    "--password-file",
+    type=click.Path(dir_okay=False),
+    envvar="CHECKER_PASSWORD_FILE",
+    help="The created user's password file (or CHECKER_PASSWORD).",
+)
 @click.option("--database", default="integrity", show_default=True, envvar="CHECKER_DATABASE")
 @click.option("--print-grants", is_flag=True, help="Only print the SQL (DDL and grants) and exit.")
-def setup(lab: str | None, writer: str | None, admin_user: str, admin_password_file: str | None,
-          create_user: str | None, user_host: str, password_file: str | None, database: str,
-          print_grants: bool) -> int:
+def setup(
+    lab: str | None,
+    writer: str | None,
+    admin_user: str,
+    admin_password_file: str | None,
+    create_user: str | None,
+    user_host: str,
+    password_file: str | None,
+    database: str,
+    print_grants: bool,
+) -> int:
     """Create the checker's database, tables and (optionally) its least-privilege user."""
     _logging.configure()
     names = schema.Names(database=database)
     if print_grants:
-        for stmt in [*schema.ddl(names), *schema.grants(names, create_user or "checker", user_host, "mariadb")]:
+        for stmt in [
+            *schema.ddl(names),
+            *schema.grants(names, create_user or "checker", user_host, "mariadb"),
+        ]:
             click.echo(" ".join(stmt.split()) + ";")
         return 0
     if lab:
@@ -147,7 +261,9 @@ def setup(lab: str | None, writer: str | None, admin_user: str, admin_password_f
 
         admin = Lab(lab).endpoint("writer", user="root", database=None)
     elif writer:
-        password = secrets.resolve(file=admin_password_file, env="CHECKER_ADMIN_PASSWORD", what="admin password")
+        password = secrets.resolve(
+            file=admin_password_file, env="CHECKER_ADMIN_PASSWORD", what="admin password"
+        )
         admin = parse_endpoint(writer, name="mysql-0", user=admin_user, password=password)
         if admin.password is None:
             raise ConfigError("no admin password: --admin-password-file or CHECKER_ADMIN_PASSWORD")
@@ -157,8 +273,15 @@ def setup(lab: str | None, writer: str | None, admin_user: str, admin_password_f
     if create_user:
         pw = secrets.resolve(file=password_file, env="CHECKER_PASSWORD", what="password")
         user_password = pw.reveal() if pw else None
-    result = schema.setup(admin, names, create_user=create_user, user_host=user_host,
-                          user_password=user_password)
-    click.echo(f"schema ready in {result['database']!r} ({result['flavor']})"
-               + (f"; user {result['user']} has the minimal grants (docs/grants.md)" if result["user"] else ""))
+    result = schema.setup(
+        admin, names, create_user=create_user, user_host=user_host, user_password=user_password
+    )
+    click.echo(
+        f"schema ready in {result['database']!r} ({result['flavor']})"
+        + (
+            f"; user {result['user']} has the minimal grants (docs/grants.md)"
+            if result["user"]
+            else ""
+        )
+    )
     return 0

@@ -134,7 +134,11 @@ def _run(cur: Any, stmt: str, endpoint: Endpoint) -> None:
 # What `run` needs, probed without side effects on the data: each check names the grant.
 _CHECKS = (
     ("SELECT", "SELECT id FROM {ledger} LIMIT 0"),
-    ("INSERT", "INSERT INTO {ledger} (writer_id, seq, payload, checksum, written_at) SELECT 'x', 0, '', '', NOW(6) FROM DUAL WHERE 1 = 0"),  # noqa: E501 - one SQL statement
+    (
+        "INSERT",
+        "INSERT INTO {ledger} (writer_id, seq, payload, checksum, written_at) "
+        "SELECT 'x', 0, '', '', NOW(6) FROM DUAL WHERE 1 = 0",
+    ),
     ("UPDATE", "UPDATE {accounts} SET balance = balance WHERE 1 = 0"),
     ("DELETE", "DELETE FROM {marker} WHERE 1 = 0"),
 )

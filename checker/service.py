@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -63,7 +64,9 @@ class Service:
         self.primary_node: str | None = None
         self._node_infos: dict[str, Any] = {}
         info = self.journal.info
-        self.writer_ids = [f"{info.run_id}-{info.incarnation}-{i}" for i in range(settings.concurrency)]
+        self.writer_ids = [
+            f"{info.run_id}-{info.incarnation}-{i}" for i in range(settings.concurrency)
+        ]
 
     # -- start-up ---------------------------------------------------------------------------
     def preflight(self) -> bool:
@@ -92,15 +95,24 @@ class Service:
             # Without node endpoints, name the primary after the writer endpoint.
             self.nodes.learn(info.server_id, s.writer.name or "mysql-0")
         self.primary_node = self.nodes.name(info.server_id)
-        self.journal.record_event("preflight_ok", flavor=info.flavor, version=info.version,
-                                  primary=self.primary_node, server=info.identity)
+        self.journal.record_event(
+            "preflight_ok",
+            flavor=info.flavor,
+            version=info.version,
+            primary=self.primary_node,
+            server=info.identity,
+        )
         self.ready = True
         return True
 
     def _bank_total(self) -> int:
         stored = self.journal.meta("bank_total")
-        total = workload.ensure_bank(self.settings.writer, self.settings.names,
-                                     self.settings.bank_accounts, self.settings.bank_balance)
+        total = workload.ensure_bank(
+            self.settings.writer,
+            self.settings.names,
+            self.settings.bank_accounts,
+            self.settings.bank_balance,
+        )
         if stored is not None:
             return int(stored)
         self.journal.set_meta("bank_total", str(total))
@@ -109,19 +121,34 @@ class Service:
     def start(self) -> None:
         s = self.settings
         self.journal.start()
-        self.journal.record_event("checker_started", incarnation=self.journal.info.incarnation,
-                                  writers=self.writer_ids, workloads=list(s.workloads))
+        self.journal.record_event(
+            "checker_started",
+            incarnation=self.journal.info.incarnation,
+            writers=self.writer_ids,
+            workloads=list(s.workloads),
+        )
         reachable = self.preflight()
         if not reachable:
             self.scheduler.add_job(self._retry_preflight, "interval", seconds=1.0, id="preflight")
         self._start_threads()
-        self.scheduler.add_job(self.analyse, "interval", seconds=s.analysis_interval, id="live")
+        self.scheduler.add_job(
+            self.analyse,
+            "interval",
+            seconds=s.analysis_interval,
+            id="live",
+            next_run_time=datetime.now(UTC),
+        )
         self.scheduler.add_job(self._record_lag, "interval", seconds=1.0, id="lag")
         if s.verify_interval > 0 and self.verify_fn is not None:
             self.scheduler.add_job(self.verify, "interval", seconds=s.verify_interval, id="verify")
         self.scheduler.start()
-        log.info("checker_started", writers=len(self.writers), workloads=list(s.workloads),
-                 journal=str(s.journal), incarnation=self.journal.info.incarnation)
+        log.info(
+            "checker_started",
+            writers=len(self.writers),
+            workloads=list(s.workloads),
+            journal=str(s.journal),
+            incarnation=self.journal.info.incarnation,
+        )
 
     def _retry_preflight(self) -> None:
         try:
@@ -139,28 +166,68 @@ class Service:
         s = self.settings
         if "ledger" in s.workloads:
             for wid in self.writer_ids:
-                w = workload.LedgerWriter(wid, s.writer, s.names, self.journal, self.live.add_attempt,
-                                          self.stop_event, self.limiter, self.nodes)
+                w = workload.LedgerWriter(
+                    wid,
+                    s.writer,
+                    s.names,
+                    self.journal,
+                    self.live.add_attempt,
+                    self.stop_event,
+                    self.limiter,
+                    self.nodes,
+                )
                 self.writers.append(w)
                 self.threads.append(w)
             if s.reader is not None:
-                self.threads.append(workload.Reader("mysql-read", s.reader, s.names, self._writer_ids,
-                                                    self._sink_reads, self.stop_event, self.nodes,
-                                                    reconnect_each_read=True))
+                self.threads.append(
+                    workload.Reader(
+                        "mysql-read",
+                        s.reader,
+                        s.names,
+                        self._writer_ids,
+                        self._sink_reads,
+                        self.stop_event,
+                        self.nodes,
+                        reconnect_each_read=True,
+                    )
+                )
             for name, ep in s.nodes.items():
-                self.threads.append(workload.Reader(name, ep, s.names, self._writer_ids, self._sink_reads,
-                                                    self.stop_event, self.nodes, interval=0.25))
+                self.threads.append(
+                    workload.Reader(
+                        name,
+                        ep,
+                        s.names,
+                        self._writer_ids,
+                        self._sink_reads,
+                        self.stop_event,
+                        self.nodes,
+                        interval=0.5,
+                    )
+                )
         self.threads.append(workload.Heartbeat(s.writer, s.names, self.stop_event))
         for name, ep in s.nodes.items():
-            self.threads.append(workload.LagSampler(name, ep, s.names, self._sink_lag, self.stop_event))
+            self.threads.append(
+                workload.LagSampler(name, ep, s.names, self._sink_lag, self.stop_event)
+            )
         if "bank" in s.workloads:
             bank_limiter = workload.RateLimiter(0)
             for i in range(s.bank_concurrency):
-                self.threads.append(workload.BankTransfers(f"bank-{i}", s.writer, s.names, s.bank_accounts,
-                                                           self.stop_event, self.bank_counters, self.bank_lock,
-                                                           bank_limiter))
+                self.threads.append(
+                    workload.BankTransfers(
+                        f"bank-{i}",
+                        s.writer,
+                        s.names,
+                        s.bank_accounts,
+                        self.stop_event,
+                        self.bank_counters,
+                        self.bank_lock,
+                        bank_limiter,
+                    )
+                )
             for name, ep in (s.nodes or {"mysql-0": s.writer}).items():
-                self.threads.append(workload.BankObserver(name, ep, s.names, self._sink_bank, self.stop_event))
+                self.threads.append(
+                    workload.BankObserver(name, ep, s.names, self._sink_bank, self.stop_event)
+                )
         for t in self.threads:
             if not self.ready:
                 t.paused.set()
@@ -211,11 +278,20 @@ class Service:
             problems.append(Failure("journal", self.journal.error))
         if not self.ready:
             problems.append(Failure("mysql", "MySQL has not been reachable yet"))
-        base = self.live.merge_full(self.full_verdict) if self.full_verdict is not None else self.live.verdict
+        base = (
+            self.live.merge_full(self.full_verdict)
+            if self.full_verdict is not None
+            else self.live.verdict
+        )
         if not problems:
             return base
-        return build_verdict(base.anomalies, counts=base.counts, nodes=base.nodes, recovered=base.recovered,
-                             failures=[*base.failures, *problems])
+        return build_verdict(
+            base.anomalies,
+            counts=base.counts,
+            nodes=base.nodes,
+            recovered=base.recovered,
+            failures=[*base.failures, *problems],
+        )
 
     def verify(self) -> Verdict:
         """A full verification now (POST /verify, the periodic job, the end of a run)."""
@@ -232,21 +308,38 @@ class Service:
         finished = time.time()
         self.full_verdict = verdict
         merged = self.verdict()
-        self.last_verification = {"started": started, "finished": finished, "duration": finished - started,
-                                  "valid": merged.valid.json}
-        self.journal.record("verifications", {"started": started, "finished": finished,
-                                              "valid": json.dumps(merged.valid.json),
-                                              "verdict": merged.to_json()})
-        log.info("verification_done", valid=merged.valid.json, seconds=round(finished - started, 3),
-                 **{k: v for k, v in merged.anomaly_counts.items() if v})
+        self.last_verification = {
+            "started": started,
+            "finished": finished,
+            "duration": finished - started,
+            "valid": merged.valid.json,
+        }
+        self.journal.record(
+            "verifications",
+            {
+                "started": started,
+                "finished": finished,
+                "valid": json.dumps(merged.valid.json),
+                "verdict": merged.to_json(),
+            },
+        )
+        log.info(
+            "verification_done",
+            valid=merged.valid.json,
+            seconds=round(finished - started, 3),
+            **{k: v for k, v in merged.anomaly_counts.items() if v},
+        )
         return merged
 
     # -- status -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         v = self.verdict()
         with self.bank_lock:
-            bank = {"ok": self.bank_counters.ok, "failed": self.bank_counters.failed,
-                    "indeterminate": self.bank_counters.indeterminate}
+            bank = {
+                "ok": self.bank_counters.ok,
+                "failed": self.bank_counters.failed,
+                "indeterminate": self.bank_counters.indeterminate,
+            }
         return {
             "valid": v.valid.json,
             "uptime_seconds": round(time.time() - self.started_at, 3),
@@ -255,14 +348,22 @@ class Service:
             "bank_transfers": bank if "bank" in self.settings.workloads else None,
             "reads": self.reads,
             "primary": {"node": self.primary_node, "server": self.live.primary_server},
-            "lag_seconds": {k: (round(x, 3) if x is not None else None) for k, x in sorted(self.lag.items())},
+            "lag_seconds": {
+                k: (round(x, 3) if x is not None else None) for k, x in sorted(self.lag.items())
+            },
             "anomaly_counts": {k: n for k, n in v.anomaly_counts.items() if n},
-            "journal": {"path": str(self.settings.journal), "run_id": self.journal.info.run_id,
-                        "incarnation": self.journal.info.incarnation, "error": self.journal.error,
-                        "flushed": self.journal.flushed},
+            "journal": {
+                "path": str(self.settings.journal),
+                "run_id": self.journal.info.run_id,
+                "incarnation": self.journal.info.incarnation,
+                "error": self.journal.error,
+                "flushed": self.journal.flushed,
+            },
             "last_verification": self.last_verification,
-            "writers": {w.writer_id: {"seq": w.seq, "node": w.node, "last_error": w.last_error}
-                        for w in self.writers},
+            "writers": {
+                w.writer_id: {"seq": w.seq, "node": w.node, "last_error": w.last_error}
+                for w in self.writers
+            },
             "errors": [f.to_dict() for f in v.failures],
         }
 

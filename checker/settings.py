@@ -68,7 +68,9 @@ def parse_http(value: str | None) -> tuple[str, int] | None:
     return (host or "127.0.0.1", int(port))
 
 
-def parse_nodes(value: str | Mapping[str, str] | list[str] | tuple[str, ...] | None) -> dict[str, str]:
+def parse_nodes(
+    value: str | Mapping[str, str] | list[str] | tuple[str, ...] | None,
+) -> dict[str, str]:
     """`mysql-0=host:port,mysql-1=...` (or a mapping, or repeated NAME=URL) into a dict."""
     if not value:
         return {}
@@ -79,7 +81,9 @@ def parse_nodes(value: str | Mapping[str, str] | list[str] | tuple[str, ...] | N
     for item in filter(None, (i.strip() for i in items)):
         name, sep, url = item.partition("=")
         if not sep or not name or not url:
-            raise ConfigError(f"--node expects NAME=URL (e.g. mysql-1=mysql://checker@host:3306), not {item!r}")
+            raise ConfigError(
+                f"--node expects NAME=URL (e.g. mysql-1=mysql://checker@host:3306), not {item!r}"
+            )
         if name in nodes:
             raise ConfigError(f"node {name!r} is given twice")
         nodes[name] = url
@@ -107,28 +111,32 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         heartbeat=raw.get("heartbeat_table") or "heartbeat",
     )
     lab_dir = raw.get("lab")
-    password = secrets.resolve(file=raw.get("password_file"), env="CHECKER_PASSWORD", environ=environ)
+    password = secrets.resolve(
+        file=raw.get("password_file"), env="CHECKER_PASSWORD", environ=environ
+    )
     user = raw.get("user") or None
     if lab_dir:
         from checker.lab.topology import Lab
 
         lab = Lab(lab_dir)
         lab_user = user or "checker"
-        writer = lab.endpoint("writer", user=lab_user, database=database)
-        if password is not None:
-            writer = writer.with_(password=password)
-        reader: Endpoint | None = lab.endpoint("reader", user=lab_user, database=database).with_(
-            password=writer.password
+        # The lab's generated password for its own users, unless one was given explicitly.
+        pw = password if password is not None else lab.secret(lab_user)
+        writer = lab.endpoint("writer", user=lab_user, database=database, password=pw)
+        reader: Endpoint | None = lab.endpoint(
+            "reader", user=lab_user, database=database, password=pw
         )
         nodes = {
-            name: lab.endpoint(name, user=lab_user, database=database).with_(password=writer.password)
+            name: lab.endpoint(name, user=lab_user, database=database, password=pw)
             for name in lab.load()["nodes"]
         }
     else:
         if not raw.get("writer"):
             raise ConfigError(
-                "no MySQL to check: give --lab DIR, or --writer URL (and --reader URL, --node NAME=URL)"
+                "no MySQL to check: give --lab DIR, or --writer URL "
+                "(and --reader URL, --node NAME=URL)"
             )
+
         def ep(text: str, name: str) -> Endpoint:
             return parse_endpoint(text, name=name, user=user, password=password, database=database)
 
@@ -137,19 +145,34 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         nodes = {name: ep(url, name) for name, url in parse_nodes(raw.get("node")).items()}
         if writer.password is None:
             raise ConfigError(
-                "no MySQL password: set CHECKER_PASSWORD or CHECKER_PASSWORD_FILE, or pass --password-file"
+                "no MySQL password: set CHECKER_PASSWORD or CHECKER_PASSWORD_FILE, "
+                "or pass --password-file"
             )
     connect_timeout = _number("--connect-timeout", raw.get("connect_timeout") or 3.0, float, 0.1)
     read_timeout = _number("--statement-timeout", raw.get("statement_timeout") or 5.0, float, 0.1)
 
-    def timed(e: Endpoint) -> Endpoint:
-        return e.with_(connect_timeout=connect_timeout, read_timeout=read_timeout)
+    tls = str(raw.get("tls") or ("disabled" if lab_dir else "preferred"))
+    if tls not in ("preferred", "required", "disabled"):
+        raise ConfigError(f"--tls must be preferred, required or disabled, not {tls!r}")
+    tls_ca = raw.get("tls_ca") or None
 
-    workloads = tuple(w.strip() for w in str(raw.get("workload") or "ledger").split(",") if w.strip())
+    def timed(e: Endpoint) -> Endpoint:
+        return e.with_(
+            connect_timeout=connect_timeout, read_timeout=read_timeout, tls=tls, tls_ca=tls_ca
+        )
+
+    workloads = tuple(
+        w.strip() for w in str(raw.get("workload") or "ledger").split(",") if w.strip()
+    )
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown or not workloads:
-        raise ConfigError(f"--workload takes a comma-separated list of {', '.join(WORKLOADS)}, not {raw.get('workload')!r}")
-    token = secrets.resolve(file=raw.get("api_token_file"), env="CHECKER_API_TOKEN", environ=environ, what="API token")
+        raise ConfigError(
+            f"--workload takes a comma-separated list of {', '.join(WORKLOADS)}, "
+            f"not {raw.get('workload')!r}"
+        )
+    token = secrets.resolve(
+        file=raw.get("api_token_file"), env="CHECKER_API_TOKEN", environ=environ, what="API token"
+    )
     duration = raw.get("duration")
     log_format = str(raw.get("log_format") or "auto")
     if log_format not in ("auto", "json", "console"):
@@ -163,11 +186,15 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         workloads=workloads,
         concurrency=_number("--concurrency", raw.get("concurrency") or 4, int, 1),
         rate=_number("--rate", raw.get("rate") or 0, float, 0),
-        duration=_number("--duration", duration, float, 0.1) if duration not in (None, "") else None,
+        duration=_number("--duration", duration, float, 0.1)
+        if duration not in (None, "")
+        else None,
         http=parse_http(raw.get("http")),
         api_token=token,
         lag_bound=_number("--lag-bound", raw.get("lag_bound") or 5.0, float, 0.01),
-        analysis_interval=_number("--analysis-interval", raw.get("analysis_interval") or 1.0, float, 0.05),
+        analysis_interval=_number(
+            "--analysis-interval", raw.get("analysis_interval") or 1.0, float, 0.05
+        ),
         verify_interval=_number("--verify-interval", raw.get("verify_interval") or 0, float, 0),
         verify_timeout=_number("--verify-timeout", raw.get("verify_timeout") or 60.0, float, 0.1),
         bank_accounts=_number("--bank-accounts", raw.get("bank_accounts") or 10, int, 2),
@@ -196,7 +223,9 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping of option: value")
     if "password" in data:
-        raise ConfigError(f"config file {path} holds a password: use password_file or CHECKER_PASSWORD instead")
+        raise ConfigError(
+            f"config file {path} holds a password: use password_file or CHECKER_PASSWORD instead"
+        )
     known = {p.name for p in ctx.command.params if p.name}
     unknown = sorted(set(map(str, data)) - known)
     if unknown:
@@ -208,28 +237,85 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
 def connection_options(f: F) -> F:
     """Options naming the MySQL topology and credentials (run, verify, setup)."""
     options = [
-        click.option("--config", type=click.Path(dir_okay=False), envvar="CHECKER_CONFIG",
-                     callback=_load_config, is_eager=True, expose_value=False,
-                     help="YAML file of option: value (CHECKER_CONFIG)."),
-        click.option("--lab", type=click.Path(file_okay=False), envvar="CHECKER_LAB",
-                     help="A running `checker lab` directory: endpoints and credentials from it."),
-        click.option("--writer", envvar="CHECKER_WRITER", help="Primary endpoint, mysql://user@host:port/db."),
-        click.option("--reader", envvar="CHECKER_READER", help="Replica read endpoint (mysql-read)."),
-        click.option("--node", multiple=True, envvar="CHECKER_NODES",
-                     help="NAME=URL of one node, repeatable (CHECKER_NODES: comma-separated)."),
+        click.option(
+            "--config",
+            type=click.Path(dir_okay=False),
+            envvar="CHECKER_CONFIG",
+            callback=_load_config,
+            is_eager=True,
+            expose_value=False,
+            help="YAML file of option: value (CHECKER_CONFIG).",
+        ),
+        click.option(
+            "--lab",
+            type=click.Path(file_okay=False),
+            envvar="CHECKER_LAB",
+            help="A running `checker lab` directory: endpoints and credentials from it.",
+        ),
+        click.option(
+            "--writer", envvar="CHECKER_WRITER", help="Primary endpoint, mysql://user@host:port/db."
+        ),
+        click.option(
+            "--reader", envvar="CHECKER_READER", help="Replica read endpoint (mysql-read)."
+        ),
+        click.option(
+            "--node",
+            multiple=True,
+            envvar="CHECKER_NODES",
+            help="NAME=URL of one node, repeatable (CHECKER_NODES: comma-separated).",
+        ),
         click.option("--user", envvar="CHECKER_USER", help="MySQL user (default: checker)."),
-        click.option("--password-file", type=click.Path(dir_okay=False), envvar="CHECKER_PASSWORD_FILE",
-                     help="File holding the MySQL password (or set CHECKER_PASSWORD)."),
-        click.option("--database", envvar="CHECKER_DATABASE", default="integrity", show_default=True),
-        click.option("--connect-timeout", type=float, envvar="CHECKER_CONNECT_TIMEOUT", default=3.0,
-                     show_default=True),
-        click.option("--statement-timeout", type=float, envvar="CHECKER_STATEMENT_TIMEOUT", default=5.0,
-                     show_default=True,
-                     help="Seconds before an unanswered statement counts as indeterminate."),
-        click.option("--log-format", envvar="CHECKER_LOG_FORMAT", default="auto", show_default=True,
-                     type=click.Choice(["auto", "json", "console"])),
-        click.option("--log-level", envvar="CHECKER_LOG_LEVEL", default="info", show_default=True,
-                     type=click.Choice(["debug", "info", "warning", "error"])),
+        click.option(
+            "--password-file",
+            type=click.Path(dir_okay=False),
+            envvar="CHECKER_PASSWORD_FILE",
+            help="File holding the MySQL password (or set CHECKER_PASSWORD).",
+        ),
+        click.option(
+            "--database", envvar="CHECKER_DATABASE", default="integrity", show_default=True
+        ),
+        click.option(
+            "--connect-timeout",
+            type=float,
+            envvar="CHECKER_CONNECT_TIMEOUT",
+            default=3.0,
+            show_default=True,
+        ),
+        click.option(
+            "--statement-timeout",
+            type=float,
+            envvar="CHECKER_STATEMENT_TIMEOUT",
+            default=5.0,
+            show_default=True,
+            help="Seconds before an unanswered statement counts as indeterminate.",
+        ),
+        click.option(
+            "--tls",
+            envvar="CHECKER_TLS",
+            type=click.Choice(["preferred", "required", "disabled"]),
+            default=None,
+            help="TLS to MySQL (default: preferred; disabled for --lab).",
+        ),
+        click.option(
+            "--tls-ca",
+            envvar="CHECKER_TLS_CA",
+            type=click.Path(dir_okay=False),
+            help="CA file to verify the server's certificate (implies verification).",
+        ),
+        click.option(
+            "--log-format",
+            envvar="CHECKER_LOG_FORMAT",
+            default="auto",
+            show_default=True,
+            type=click.Choice(["auto", "json", "console"]),
+        ),
+        click.option(
+            "--log-level",
+            envvar="CHECKER_LOG_LEVEL",
+            default="info",
+            show_default=True,
+            type=click.Choice(["debug", "info", "warning", "error"]),
+        ),
     ]
     for option in reversed(options):
         f = option(f)

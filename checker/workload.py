@@ -11,6 +11,7 @@ the service. Every write becomes an `Attempt` with an honest outcome:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -96,12 +97,19 @@ class Loop(threading.Thread):
         self.disconnect()
         try:
             self.conn = mysql.connect(self.endpoint, autocommit=self.autocommit)
-            self.info = mysql.server_info(self.conn)
+            self.info = (
+                mysql.server_info(self.conn) if self.identify or self.info is None else self.info
+            )
         except (DatabaseError, *_CONNECTION_ERRORS) as exc:
             self.disconnect()
             self.connect_failures += 1
             self.last_error = redact(str(exc))
-            log.debug("connect_failed", loop=self.name, endpoint=self.endpoint.label(), error=self.last_error)
+            log.debug(
+                "connect_failed",
+                loop=self.name,
+                endpoint=self.endpoint.label(),
+                error=self.last_error,
+            )
             self.stop.wait(self.backoff.next())
             return False
         self.backoff.reset()
@@ -109,16 +117,16 @@ class Loop(threading.Thread):
         return True
 
     autocommit = True
+    identify = True  # learn the server's identity on every (re)connection
 
     def on_connect(self, info: ServerInfo) -> None:
         """Hook: a new connection to `info` was made."""
 
     def disconnect(self) -> None:
         if self.conn is not None:
-            try:
+            # closing a broken connection may fail any way
+            with contextlib.suppress(Exception):
                 self.conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail any way
-                pass
         self.conn = None
 
     def run(self) -> None:
@@ -226,9 +234,17 @@ class LedgerWriter(Loop):
         invoke_wall, invoke_mono = time.time(), time.monotonic()
         outcome, row_id, error = self._write(seq, payload, digest)
         attempt = Attempt(
-            writer_id=self.writer_id, seq=seq, payload_sha256=digest, outcome=outcome,
-            invoke_wall=invoke_wall, complete_wall=time.time(), invoke_mono=invoke_mono,
-            complete_mono=time.monotonic(), server=self.server, node=self.node, row_id=row_id,
+            writer_id=self.writer_id,
+            seq=seq,
+            payload_sha256=digest,
+            outcome=outcome,
+            invoke_wall=invoke_wall,
+            complete_wall=time.time(),
+            invoke_mono=invoke_mono,
+            complete_mono=time.monotonic(),
+            server=self.server,
+            node=self.node,
+            row_id=row_id,
             error=error,
         )
         self.journal.record_attempt(attempt)
@@ -241,7 +257,9 @@ class LedgerWriter(Loop):
         else:
             self.backoff.reset()
 
-    def _write(self, seq: int, payload: bytes, digest: str) -> tuple[Outcome, int | None, str | None]:
+    def _write(
+        self, seq: int, payload: bytes, digest: str
+    ) -> tuple[Outcome, int | None, str | None]:
         conn = self.conn
         try:
             with conn.cursor() as cur:
@@ -263,10 +281,8 @@ class LedgerWriter(Loop):
         return Outcome.OK, row_id, None
 
     def _rollback_quietly(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # the connection may already be gone
             self.conn.rollback()
-        except Exception:  # noqa: BLE001 - the connection may already be gone
-            pass
 
     def finish(self) -> None:
         if self.seq:
@@ -290,6 +306,8 @@ class Reader(Loop):
         reconnect_each_read: bool = False,
     ) -> None:
         super().__init__(f"reader-{endpoint_name}", endpoint, stop)
+        # A reader reconnecting for every read learns its backend from the read itself.
+        self.identify = not reconnect_each_read
         self.endpoint_name = endpoint_name
         self.writers = writers
         self.sink = sink
@@ -312,14 +330,24 @@ class Reader(Loop):
                 rows = cur.fetchall()
             self.conn.rollback()  # end the snapshot so the next read sees new data
             server_id = int(rows[0][0]) if rows else (self.info.server_id if self.info else 0)
-            node = self.nodes.name(server_id) or (self.endpoint_name if self.endpoint_name != "mysql-read" else None)
-            server = self.info.identity if self.info else None
+            node = self.nodes.name(server_id) or (
+                self.endpoint_name if self.endpoint_name != "mysql-read" else None
+            )
+            server = self.info.identity if self.info and self.identify else f"server_id={server_id}"
             seen = {w: int(m) for _, w, m in rows}
-            self.sink([
-                Read(time=started, writer_id=w, max_seq=seen.get(w), node=node, server=server,
-                     endpoint=self.endpoint_name)
-                for w in writers
-            ])
+            self.sink(
+                [
+                    Read(
+                        time=started,
+                        writer_id=w,
+                        max_seq=seen.get(w),
+                        node=node,
+                        server=server,
+                        endpoint=self.endpoint_name,
+                    )
+                    for w in writers
+                ]
+            )
         if self.reconnect_each_read:
             self.disconnect()
         self.stop.wait(self.interval)
@@ -328,11 +356,14 @@ class Reader(Loop):
 class Heartbeat(Loop):
     """Rewrites the heartbeat row on the primary every `interval` (pt-heartbeat style)."""
 
-    def __init__(self, endpoint: Endpoint, names: Names, stop: threading.Event, interval: float = 0.01) -> None:
+    def __init__(
+        self, endpoint: Endpoint, names: Names, stop: threading.Event, interval: float = 0.01
+    ) -> None:
         super().__init__("heartbeat", endpoint, stop)
         self.interval = interval
         self.sql = (
-            f"INSERT INTO {names.q('heartbeat')} (id, ts, server_id) VALUES (1, NOW(6), @@server_id) "
+            f"INSERT INTO {names.q('heartbeat')} (id, ts, server_id) "
+            "VALUES (1, NOW(6), @@server_id) "
             "ON DUPLICATE KEY UPDATE ts = VALUES(ts), server_id = VALUES(server_id)"
         )
         self.beats = 0
@@ -347,13 +378,23 @@ class Heartbeat(Loop):
 class LagSampler(Loop):
     """Replica lag of one node from the heartbeat row, at the heartbeat's resolution."""
 
-    def __init__(self, node: str, endpoint: Endpoint, names: Names, sink: Callable[[str, float | None], None],
-                 stop: threading.Event, interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        node: str,
+        endpoint: Endpoint,
+        names: Names,
+        sink: Callable[[str, float | None], None],
+        stop: threading.Event,
+        interval: float = 0.5,
+    ) -> None:
         super().__init__(f"lag-{node}", endpoint, stop)
         self.node = node
         self.sink = sink
         self.interval = interval
-        self.sql = f"SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) FROM {names.q('heartbeat')} WHERE id = 1"
+        self.sql = (
+            "SELECT TIMESTAMPDIFF(MICROSECOND, ts, NOW(6)) "
+            f"FROM {names.q('heartbeat')} WHERE id = 1"
+        )
 
     def step(self) -> None:
         with self.conn.cursor() as cur:
@@ -376,8 +417,17 @@ class BankCounters:
 class BankTransfers(Loop):
     """Moves money between random accounts in transactions with SELECT ... FOR UPDATE."""
 
-    def __init__(self, name: str, endpoint: Endpoint, names: Names, accounts: int, stop: threading.Event,
-                 counters: BankCounters, lock: threading.Lock, limiter: RateLimiter) -> None:
+    def __init__(
+        self,
+        name: str,
+        endpoint: Endpoint,
+        names: Names,
+        accounts: int,
+        stop: threading.Event,
+        counters: BankCounters,
+        lock: threading.Lock,
+        limiter: RateLimiter,
+    ) -> None:
         super().__init__(name, endpoint, stop)
         self.accounts = accounts
         self.counters = counters
@@ -393,14 +443,21 @@ class BankTransfers(Loop):
         first, second = sorted((a, b))  # lock in id order: no deadlock between transfers
         try:
             with self.conn.cursor() as cur:
-                cur.execute(f"SELECT id, balance FROM {self.table} WHERE id IN (%s, %s) FOR UPDATE", (first, second))
+                cur.execute(
+                    f"SELECT id, balance FROM {self.table} WHERE id IN (%s, %s) FOR UPDATE",
+                    (first, second),
+                )
                 balances = dict(cur.fetchall())
                 amount = random.randint(1, 10)
                 if balances.get(a, 0) < amount:
                     self.conn.rollback()
                     return
-                cur.execute(f"UPDATE {self.table} SET balance = balance - %s WHERE id = %s", (amount, a))
-                cur.execute(f"UPDATE {self.table} SET balance = balance + %s WHERE id = %s", (amount, b))
+                cur.execute(
+                    f"UPDATE {self.table} SET balance = balance - %s WHERE id = %s", (amount, a)
+                )
+                cur.execute(
+                    f"UPDATE {self.table} SET balance = balance + %s WHERE id = %s", (amount, b)
+                )
         except pymysql.err.MySQLError:
             with self.lock:
                 self.counters.failed += 1
@@ -421,8 +478,15 @@ class BankTransfers(Loop):
 class BankObserver(Loop):
     """Reads the bank total on one node every `interval`."""
 
-    def __init__(self, node: str, endpoint: Endpoint, names: Names,
-                 sink: Callable[[BankObservation], None], stop: threading.Event, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        node: str,
+        endpoint: Endpoint,
+        names: Names,
+        sink: Callable[[BankObservation], None],
+        stop: threading.Event,
+        interval: float = 1.0,
+    ) -> None:
         super().__init__(f"bank-{node}", endpoint, stop)
         self.node = node
         self.sink = sink
@@ -435,8 +499,14 @@ class BankObserver(Loop):
             cur.execute(f"SELECT COALESCE(SUM(balance), 0), COUNT(*) FROM {self.table}")
             total, count = cur.fetchone()
         if int(count):
-            self.sink(BankObservation(node=self.node, time=now, total=int(total),
-                                      server=self.info.identity if self.info else None))
+            self.sink(
+                BankObservation(
+                    node=self.node,
+                    time=now,
+                    total=int(total),
+                    server=self.info.identity if self.info else None,
+                )
+            )
         self.stop.wait(self.interval)
 
 

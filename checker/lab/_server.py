@@ -57,9 +57,13 @@ class Flavor:
     def mariadb(self) -> bool:
         return self.name == "mariadb"
 
-    def initialise(self, datadir: Path, log: Path) -> None:
-        """Create a fresh datadir (root@localhost with no password, reachable by socket only)."""
+    def initialise(self, datadir: Path, log: Path, tmpdir: Path) -> None:
+        """Create a fresh datadir (root@localhost with no password, reachable by socket only).
+
+        Each node gets its own tmpdir: bootstrap temp tables in a shared /tmp can collide
+        between labs started at the same moment."""
         datadir.mkdir(parents=True, exist_ok=True)
+        tmpdir.mkdir(parents=True, exist_ok=True)
         if self.mariadb:
             tool = which("mariadb-install-db") or which("mysql_install_db")
             if not tool:
@@ -73,11 +77,18 @@ class Flavor:
                 "--auth-root-authentication-method=normal",
                 "--skip-test-db",
                 f"--basedir={_basedir(self.server)}",
+                f"--tmpdir={tmpdir}",
             ]
             if os.geteuid() == 0:
                 cmd.append("--user=root")
         else:
-            cmd = [self.server, "--no-defaults", "--initialize-insecure", f"--datadir={datadir}"]
+            cmd = [
+                self.server,
+                "--no-defaults",
+                "--initialize-insecure",
+                f"--datadir={datadir}",
+                f"--tmpdir={tmpdir}",
+            ]
             if os.geteuid() == 0:
                 cmd.append("--user=root")
         with log.open("ab") as out:
@@ -99,6 +110,7 @@ class Flavor:
         read_only: bool,
         semi_sync: bool,
         buffer_pool_mb: int,
+        tmpdir: Path,
     ) -> list[str]:
         """Command line of one node. Durability on (a SIGKILL loses nothing committed)."""
         args = [
@@ -111,11 +123,14 @@ class Flavor:
             f"--server-id={server_id}",
             f"--pid-file={pid_file}",
             f"--log-error={error_log}",
+            f"--tmpdir={tmpdir}",
             "--log-bin=binlog",
             "--relay-log=relay-bin",
             "--binlog-format=ROW",
-            "--sync-binlog=1",
-            "--innodb-flush-log-at-trx-commit=1",
+            # The primary is fully durable; replicas flush lazily (safe against the process
+            # crashes the lab injects) so they keep up. `durability_sql` flips it on promote.
+            f"--sync-binlog={0 if read_only else 1}",
+            f"--innodb-flush-log-at-trx-commit={2 if read_only else 1}",
             f"--innodb-buffer-pool-size={buffer_pool_mb}M",
             "--skip-name-resolve",
             "--max-connections=400",
@@ -131,6 +146,9 @@ class Flavor:
                 "--log-slave-updates=1",
                 "--gtid-strict-mode=1",
                 "--performance-schema=0",
+                # In-order parallel apply of what the primary group-committed together.
+                "--slave-parallel-threads=4",
+                "--slave-parallel-mode=optimistic",
             ]
             if semi_sync:
                 args += [
@@ -145,6 +163,8 @@ class Flavor:
                 "--log-replica-updates=ON",
                 "--mysqlx=OFF",
                 "--skip-replica-start=OFF",
+                "--replica-parallel-workers=4",
+                "--replica-preserve-commit-order=ON",
             ]
             if semi_sync:
                 args += [
@@ -193,6 +213,14 @@ class Flavor:
 
     def reset_replica_sql(self) -> str:
         return "RESET SLAVE ALL" if self.mariadb else "RESET REPLICA ALL"
+
+    @staticmethod
+    def durability_sql(primary: bool) -> list[str]:
+        """Full durability for a primary, lazy flushing for a replica (see `server_args`)."""
+        return [
+            f"SET GLOBAL sync_binlog = {1 if primary else 0}",
+            f"SET GLOBAL innodb_flush_log_at_trx_commit = {1 if primary else 2}",
+        ]
 
     def gtid_sql(self) -> str:
         return "SELECT @@gtid_current_pos" if self.mariadb else "SELECT @@gtid_executed"

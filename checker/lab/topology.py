@@ -55,6 +55,8 @@ FAULTS = (
     "lag",
     "unlag",
 )
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -134,7 +136,12 @@ class Lab:
 
     # -- endpoints --------------------------------------------------------------------------
     def endpoint(
-        self, which: str = "writer", *, user: str = APP_USER, database: str | None = None
+        self,
+        which: str = "writer",
+        *,
+        user: str = APP_USER,
+        database: str | None = None,
+        password: Secret | None = None,
     ) -> Endpoint:
         """A client endpoint: `writer`, `reader`, a node name (through the proxy) or
         `direct:NODE` (the server's own port, bypassing the proxy)."""
@@ -154,9 +161,10 @@ class Lab:
             host="127.0.0.1",
             port=int(port),
             user=user,
-            password=self.secret(user),
+            password=password if password is not None else self.secret(user),
             database=database,
             name=name,
+            tls="disabled",  # the lab's servers listen on loopback without TLS
         )
 
     def info(self) -> dict[str, Any]:
@@ -258,6 +266,11 @@ class Lab:
             )
         return ports
 
+    def _tmpdir(self, name: str) -> Path:
+        path = self.dir / "tmp" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def _socket_dir(self) -> Path:
         # Unix socket paths are limited to 107 bytes; a deep lab dir falls back to /tmp.
         candidate = self.dir / "run"
@@ -313,7 +326,9 @@ class Lab:
         self.save(state)
         for name in names:
             node = state["nodes"][name]
-            flavor.initialise(Path(node["datadir"]), self.dir / "logs" / f"{name}.init.log")
+            flavor.initialise(
+                Path(node["datadir"]), self.dir / "logs" / f"{name}.init.log", self._tmpdir(name)
+            )
         for name in names:
             self._start_server(state, name)
         self.save(state)
@@ -383,6 +398,7 @@ class Lab:
             read_only=node["role"] != "primary",
             semi_sync=bool(state.get("semi_sync")),
             buffer_pool_mb=int(state.get("buffer_pool_mb", 128)),
+            tmpdir=self._tmpdir(name),
         )
         pid = _server.start(args, logs / f"{name}.out")
         node["pid"] = pid
@@ -479,7 +495,7 @@ class Lab:
         run = self._socket_dir()
         if run != self.dir / "run":
             shutil.rmtree(run, ignore_errors=True)
-        for child in ("data", "logs", "secrets", "run"):
+        for child in ("data", "logs", "secrets", "run", "tmp"):
             shutil.rmtree(self.dir / child, ignore_errors=True)
         for f in (STATE_FILE, "lab.lock", "proxy.ready", "proxy.failed", CONTROL_SOCKET, "lab.tmp"):
             with contextlib.suppress(FileNotFoundError):
@@ -693,7 +709,7 @@ class Lab:
         flavor = self._flavor(state)
         sock = Path(node["socket"])
         rows = _server.execute(sock, flavor.replica_status_sql())
-        _server.execute(sock, "SET GLOBAL read_only = 1")
+        _server.execute(sock, ["SET GLOBAL read_only = 1", *flavor.durability_sql(primary=False)])
         if not rows:
             if flavor.mariadb:
                 # A former primary has no slave position yet: start from what it has itself.
@@ -782,7 +798,12 @@ class Lab:
             self._drain_relay_log(flavor, sock)
         _server.execute(
             sock,
-            [flavor.stop_replica_sql(), flavor.reset_replica_sql(), "SET GLOBAL read_only = 0"],
+            [
+                flavor.stop_replica_sql(),
+                flavor.reset_replica_sql(),
+                *flavor.durability_sql(primary=True),
+                "SET GLOBAL read_only = 0",
+            ],
         )
         self._set_fault(state, name, "lagging", False)
         node["role"] = "primary"
@@ -871,6 +892,7 @@ class Lab:
             read_only=True,
             semi_sync=False,
             buffer_pool_mb=64,
+            tmpdir=self._tmpdir(name),
         )
         pid = _server.start(args, logs / f"{name}.double-start.out")
         node["double_pid"] = pid

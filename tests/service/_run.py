@@ -1,0 +1,100 @@
+"""Run the checker against a lab: in-process (Service + HTTP API) or as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from checker.api import ApiServer
+from checker.lab.topology import Lab
+from checker.service import Service
+from checker.settings import build
+from tests._wait import wait_for
+
+
+def settings_for(lab: Lab, journal: Path, **raw: Any) -> Any:
+    return build({"lab": str(lab.dir), "journal": str(journal), "concurrency": 4, **raw})
+
+
+@contextmanager
+def running(
+    lab: Lab, journal: Path, *, http: bool = True, **raw: Any
+) -> Iterator[tuple[Service, str | None]]:
+    """A started in-process checker (and its API on a free port); stopped on exit."""
+    from checker.run_cli import _verify_fn
+
+    service = Service(settings_for(lab, journal, **raw), verify=_verify_fn())
+    api = None
+    url = None
+    if http:
+        api = ApiServer(service, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{api.start()}"
+    service.start()
+    try:
+        yield service, url
+    finally:
+        service.stop()
+        if api is not None:
+            api.stop()
+
+
+def wait_writes(service: Service, n: int, timeout: float = 30.0) -> None:
+    """Wait until `n` more writes have been acknowledged."""
+    target = service.live.counts["ok"] + n
+    wait_for(
+        lambda: service.live.counts["ok"] >= target,
+        timeout=timeout,
+        what=f"{n} more acknowledged writes",
+    )
+
+
+def start_subprocess(
+    lab: Lab, journal: Path, ready: Path, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """`checker run` as its own process; returns it and its API URL once ready."""
+    if ready.exists():
+        ready.unlink()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "checker.cli",
+            "run",
+            "--lab",
+            str(lab.dir),
+            "--journal",
+            str(journal),
+            "--http",
+            "127.0.0.1:0",
+            "--ready-file",
+            str(ready),
+            "--log-format",
+            "json",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or dict(os.environ),
+    )
+    wait_for(
+        lambda: ready.exists() or proc.poll() is not None, timeout=60, what="checker to be ready"
+    )
+    if proc.poll() is not None:
+        _, err = proc.communicate()
+        raise AssertionError(f"checker exited with {proc.returncode}: {err[-2000:]}")
+    return proc, json.loads(ready.read_text())["url"]
+
+
+def get(url: str, path: str) -> Any:
+    r = requests.get(url + path, timeout=30)
+    r.raise_for_status()
+    return r.json()

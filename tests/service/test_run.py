@@ -1,0 +1,84 @@
+"""`checker run` against the lab: clean runs, a primary crash, and the checker's own crash."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from checker.core.history import Outcome
+from checker.journal import Journal
+from checker.lab.topology import Lab
+from tests._wait import wait_for
+from tests.service._run import get, running, start_subprocess, wait_writes
+
+
+def test_clean_run_is_valid_with_zero_anomalies(lab: Lab, tmp_path: Path) -> None:
+    """About 20 s of four writers, readers and the bank on a healthy lab give VALID, no anomaly."""
+    with running(lab, tmp_path / "j.sqlite", workload="ledger,bank") as (service, url):
+        assert url is not None
+        wait_writes(service, 500, timeout=60)
+        wait_for(lambda: service.live.cycles >= 10, timeout=60, what="ten analysis cycles")
+        wait_for(
+            lambda: get(url, "/status")["uptime_seconds"] >= 20, timeout=60, what="20 s of running"
+        )
+        status = get(url, "/status")
+        assert status["valid"] is True
+        assert status["writes"]["failed"] == 0 and status["writes"]["indeterminate"] == 0
+        assert status["bank_transfers"]["ok"] > 0
+        assert status["reads"] > 0
+        assert set(status["lag_seconds"]) == {"mysql-0", "mysql-1", "mysql-2"}
+        service.stop_workload()
+        verdict = service.analyse()
+    assert verdict.valid.json is True, verdict.to_dict()
+    assert sum(verdict.anomaly_counts.values()) == 0
+    assert verdict.counts.ok == service.live.counts["ok"] >= 500
+    journal = Journal.open_readonly(tmp_path / "j.sqlite")
+    ok = sum(1 for a in journal.attempts() if a.outcome is Outcome.OK)
+    assert ok == verdict.counts.ok
+
+
+def test_killing_the_primary_mid_run_is_survived_and_classified(lab: Lab, tmp_path: Path) -> None:
+    """A SIGKILLed primary gives only FAILED/INDETERMINATE outcomes near the crash, VALID after."""
+    with running(lab, tmp_path / "j.sqlite") as (service, url):
+        assert url is not None
+        wait_writes(service, 200)
+        lab.fault("kill", "mysql-0")
+        wait_for(
+            lambda: service.live.counts["failed"] + service.live.counts["indeterminate"] > 0,
+            timeout=30,
+            what="writes to fail while the primary is down",
+        )
+        ok_while_down = service.live.counts["ok"]
+        lab.fault("start", "mysql-0")
+        wait_writes(service, 200, timeout=60)
+        assert service.live.counts["ok"] > ok_while_down
+        service.stop_workload()
+        verdict = service.analyse()
+        status = service.status()
+    assert verdict.valid.json is True, verdict.to_dict()
+    journal = Journal.open_readonly(tmp_path / "j.sqlite")
+    bad = [a for a in journal.attempts() if a.outcome is not Outcome.OK]
+    assert bad, "the crash produced no failed or indeterminate write"
+    assert all(a.error for a in bad)
+    assert status["writes"]["ok"] == verdict.counts.ok
+
+
+def test_sigkill_of_the_checker_and_restart_give_no_false_anomaly(lab: Lab, tmp_path: Path) -> None:
+    """A checker killed with SIGKILL and restarted on the same journal reports no anomaly."""
+    journal, ready = tmp_path / "j.sqlite", tmp_path / "ready.json"
+    proc, url = start_subprocess(lab, journal, ready)
+    try:
+        wait_for(lambda: get(url, "/status")["writes"]["ok"] >= 300, timeout=60, what="300 writes")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=30)
+    proc, url = start_subprocess(lab, journal, ready, "--duration", "6")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert '"valid": true' in out
+    j = Journal.open_readonly(journal)
+    assert j.info.incarnation == 2
+    outcomes = {a.outcome for a in j.attempts()}
+    assert Outcome.OK in outcomes
+    # The first incarnation's unflushed tail became indeterminate, never lost or unexpected.
+    assert '"lost"' not in out and '"unexpected"' not in out
