@@ -1,0 +1,246 @@
+"""Configuration, secrets and argument parsing shared by `probes.mysql` and `probes.lab`.
+
+Chaos Toolkit hands activities raw JSON, and `chaos run --var key=value` hands them strings, so
+every value is checked here and refused with one `ActivityFailed` line that names the key and
+what it expects. Messages go through `checker.secrets.redact`: no password ever leaves.
+
+Secrets: an experiment declares `"secrets": {"mysql": {"password": {"type": "env", ...}}}` and
+each activity's provider lists `"secrets": ["mysql"]`; chaoslib then passes the *flattened*
+scope (`{"password": ...}`) to the function. Called directly, the whole mapping
+(`{"mysql": {"password": ...}}`) is accepted too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from chaoslib.exceptions import ActivityFailed
+
+from checker.errors import CheckerError
+from checker.lab.topology import APP_DATABASE, APP_USER, Lab
+from checker.mysql import Endpoint, parse_endpoint, quote_ident
+from checker.secrets import Secret, redact
+
+DEFAULT_LAB_DIR = ".lab"
+DEFAULT_WRITER = "mysql-0.mysql:3306"
+DEFAULT_READER = "mysql-read:3306"
+NODES_FORMAT = (
+    'a mapping {"mysql-0": "host:port", ...}, a JSON list of addresses, or '
+    '"mysql-0=host:port,mysql-1=host:port"'
+)
+_NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def fail(message: str) -> NoReturn:
+    """Raise the one-line, password-free `ActivityFailed` every activity reports."""
+    raise ActivityFailed(" ".join(redact(message).split()))
+
+
+def config_of(configuration: Any) -> Mapping[str, Any]:
+    if configuration is None:
+        return {}
+    if not isinstance(configuration, Mapping):
+        fail(f"configuration must be a mapping, not {type(configuration).__name__}")
+    return configuration
+
+
+# -- scalar arguments -----------------------------------------------------------------------------
+def text(value: Any, what: str) -> str:
+    """A non-empty string, stripped."""
+    if not isinstance(value, str):
+        fail(f"{what} must be a string, not {type(value).__name__}")
+    stripped = value.strip()
+    if not stripped:
+        fail(f"{what} must not be empty")
+    return stripped
+
+
+def seconds(value: Any, what: str, *, allow_zero: bool = False, maximum: float = 86_400.0) -> float:
+    """A duration in seconds (> 0, or >= 0 with `allow_zero`); `--var` strings are accepted."""
+    # bool is an int to Python but never a duration to a user.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        fail(f"{what} must be a number of seconds, not {type(value).__name__}")
+    try:
+        number = float(value)
+    except ValueError:
+        fail(f"{what} must be a number of seconds, not {value!r}")
+    low_ok = number >= 0 if allow_zero else number > 0
+    if not math.isfinite(number) or not low_ok or number > maximum:
+        low = "at least 0" if allow_zero else "above 0"
+        fail(f"{what} must be a number of seconds {low} and at most {maximum:g}, not {value!r}")
+    return number
+
+
+def flag(value: Any, what: str) -> bool:
+    """A boolean; "true"/"false" strings from `--var` are accepted, nothing looser."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    fail(f"{what} must be true or false, not {value!r}")
+
+
+def choice(value: Any, what: str, options: tuple[str, ...]) -> str:
+    chosen = text(value, what)
+    if chosen not in options:
+        fail(f"{what} must be one of {', '.join(options)}, not {chosen!r}")
+    return chosen
+
+
+def node_name(value: Any, what: str = "node") -> str:
+    name = text(value, what)
+    if not _NODE_NAME.match(name):
+        fail(f"{what} {name!r} is not a node name (letters, digits, '-', '_', '.', ':')")
+    return name
+
+
+# -- secrets --------------------------------------------------------------------------------------
+def password(secrets: Any) -> Secret | None:
+    """The MySQL password from the activity's secrets, or None when none was given."""
+    if secrets is None:
+        return None
+    if not isinstance(secrets, Mapping):
+        fail(f"secrets must be a mapping, not {type(secrets).__name__}")
+    scope = secrets.get("mysql", secrets)
+    if not isinstance(scope, Mapping):
+        fail(f"secrets mysql must be a mapping with a password, not {type(scope).__name__}")
+    value = scope.get("password")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        # The value itself is never echoed, not even its type's repr.
+        fail("secrets mysql.password must be a string")
+    return Secret(value)
+
+
+# -- MySQL targets --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Node:
+    """One MySQL server the node-level probes look at."""
+
+    name: str
+    endpoint: Endpoint
+    replica: bool  # expected to replicate: lab role `replica`, or not the writer's address
+
+
+@dataclass(frozen=True)
+class MySQLTarget:
+    """Where the MySQL probes connect, parsed once per activity."""
+
+    writer: Endpoint
+    reader: Endpoint
+    nodes: tuple[Node, ...] | None  # None: `mysql_nodes` not configured (cluster mode)
+    lab_dir: Path | None  # set in lab mode: endpoints and passwords come from the lab
+
+    def require_nodes(self) -> tuple[Node, ...]:
+        if self.nodes is None:
+            fail(f"configuration mysql_nodes is required for this probe: give {NODES_FORMAT}")
+        return self.nodes
+
+
+def mysql_target(configuration: Any, secrets: Any) -> MySQLTarget:
+    """Lab mode when configuration `lab_dir` is set, else the cluster addresses."""
+    config = config_of(configuration)
+    user = text(config.get("mysql_user", APP_USER), "configuration mysql_user")
+    database = text(config.get("mysql_database", APP_DATABASE), "configuration mysql_database")
+    try:
+        quote_ident(database)
+    except CheckerError as exc:
+        fail(f"configuration mysql_database: {exc}")
+    secret = password(secrets)
+    if config.get("lab_dir") is not None:
+        return _lab_target(config, user, database, secret)
+    return _cluster_target(config, user, database, secret)
+
+
+def _lab_target(
+    config: Mapping[str, Any], user: str, database: str, secret: Secret | None
+) -> MySQLTarget:
+    lab = Lab(text(config["lab_dir"], "configuration lab_dir"))
+    try:
+        info = lab.info()  # first: on a missing lab it says how to start one
+        # An explicit secret wins over the lab's generated password (to test a wrong one).
+        pw = secret or lab.secret(user)
+
+        def endpoint(which: str) -> Endpoint:
+            return lab.endpoint(which, user=user, database=database).with_(password=pw)
+
+        nodes = tuple(
+            Node(name, endpoint(name), replica=node["role"] == "replica")
+            for name, node in sorted(info["nodes"].items())
+        )
+        return MySQLTarget(endpoint("writer"), endpoint("reader"), nodes, lab.dir)
+    except CheckerError as exc:
+        fail(f"configuration lab_dir: {exc}")
+
+
+def _cluster_target(
+    config: Mapping[str, Any], user: str, database: str, secret: Secret | None
+) -> MySQLTarget:
+    def endpoint(key: str, address: Any, name: str) -> Endpoint:
+        where = text(address, f"configuration {key}")
+        try:
+            return parse_endpoint(where, name=name, user=user, password=secret, database=database)
+        except CheckerError as exc:
+            fail(f"configuration {key}: {exc}")
+
+    writer = endpoint("mysql_writer", config.get("mysql_writer", DEFAULT_WRITER), "writer")
+    reader = endpoint("mysql_reader", config.get("mysql_reader", DEFAULT_READER), "reader")
+    raw_nodes = config.get("mysql_nodes")
+    nodes = None
+    if raw_nodes is not None:
+        nodes = tuple(
+            Node(name, ep, replica=(ep.host, ep.port) != (writer.host, writer.port))
+            for name, address in node_addresses(raw_nodes).items()
+            for ep in [endpoint("mysql_nodes", address, name)]
+        )
+    return MySQLTarget(writer, reader, nodes, None)
+
+
+def node_addresses(value: Any, key: str = "configuration mysql_nodes") -> dict[str, str]:
+    """`mysql_nodes` as {name: address}; a bare address is its own name."""
+    if isinstance(value, str):
+        value = _nodes_from_text(value, key)
+    if isinstance(value, Mapping):
+        pairs = [(k, v) for k, v in value.items()]
+    elif isinstance(value, list | tuple):
+        pairs = [_split_item(item, key) for item in value]
+    else:
+        fail(f"{key} must be {NODES_FORMAT}, not {type(value).__name__}")
+    if not pairs:
+        fail(f"{key} is empty: give {NODES_FORMAT}")
+    nodes: dict[str, str] = {}
+    for name, address in pairs:
+        checked = node_name(name, f"{key} entry name")
+        if checked in nodes:
+            fail(f"{key} names {checked!r} twice")
+        nodes[checked] = text(address, f"{key} address of {checked!r}")
+    return nodes
+
+
+def _nodes_from_text(raw: str, key: str) -> Any:
+    stripped = raw.strip()
+    if stripped[:1] in ("[", "{"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            fail(f"{key} is not valid JSON ({exc.msg} at character {exc.pos}): give {NODES_FORMAT}")
+    items = [item.strip() for item in stripped.split(",")]
+    if any(not item for item in items):
+        fail(f"{key} has an empty entry in {raw!r}: give {NODES_FORMAT}")
+    return items
+
+
+def _split_item(item: Any, key: str) -> tuple[str, str]:
+    entry = text(item, f"{key} entry")
+    name, sep, address = entry.partition("=")
+    # `mysql://h:3306/db?unix_socket=...` holds an `=` too: only a plain name may precede it.
+    if sep and "/" not in name:
+        return name.strip(), address.strip()
+    return entry, entry
