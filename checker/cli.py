@@ -26,10 +26,12 @@ def _register() -> None:
     from checker.demo import demo
     from checker.lab.cli import lab
     from checker.run_cli import run, setup
+    from checker.verify_cli import verify
 
     cli.add_command(lab)
     cli.add_command(setup)
     cli.add_command(run)
+    cli.add_command(verify)
     cli.add_command(demo)
 
 

@@ -1,0 +1,1351 @@
+"""Full verification at scale: a GTID barrier, server-side chunk checksums, rows only where needed.
+
+`verify` judges a journal (the checker's own history) against every node:
+
+1. Find the primary (the lab's state, the node the writer endpoint reaches, or the only
+   writable node) and capture, once, its highest ledger id and its GTID position: the
+   checker's heartbeat moves the primary's position every 10 ms, so the barrier must aim at
+   a fixed point, not chase a moving one.
+2. Barrier: wait (up to the timeout) until each replica has executed that position. A
+   replica that does not get there is `unknown`, with the reason; never skipped silently.
+3. Chunks: per id range, every node computes a count and a `BIT_XOR` of per-row CRC32s
+   server-side (`COPY_HASH_SQL`, the rows as stored, to compare nodes with each other); the
+   primary also computes `ROW_HASH_SQL`, which the journal predicts bit for bit (`row_hash`).
+   Ranges are sized so that one query takes about `Options.chunk_seconds`.
+4. Drill-down: a range that differs (primary vs journal, or a caught-up replica vs the
+   primary) is bisected server-side until it is small, then its rows are fetched and judged by
+   the core's detectors (`check_chunk`, `divergent_rows`). Memory follows the chunk, never
+   the table.
+5. Whole-table checks: duplicates by an indexed GROUP BY, errant GTIDs, bank totals, and the
+   journal's reads, bank observations and acknowledgements (stale, non_monotonic, bank_total,
+   split_brain), each streamed in bounded memory.
+
+Only rows of this journal's run count: their writer ids start with `<run_id>-`. Rows of other
+runs are counted per node (`foreign_rows`), never judged. docs/verification.md has the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from functools import reduce
+from itertools import groupby, islice
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pymysql
+
+from checker import _logging, mysql
+from checker.core import bank, gtid, ledger, primaries, replicas
+from checker.core.analysis import ChunkCheck, check_chunk, verdict_from_chunks
+from checker.core.history import Attempt, BankObservation, Key, Outcome, Read, Row
+from checker.core.verdict import (
+    DEFAULT_CAP,
+    Anomaly,
+    Counts,
+    Failure,
+    NodeVerdict,
+    Validity,
+    Verdict,
+    build_verdict,
+)
+from checker.errors import AuthError, CheckerError, DatabaseError, GrantError, VerifyError
+from checker.journal import Journal
+from checker.mysql import Endpoint, ServerInfo
+from checker.schema import Names
+
+if TYPE_CHECKING:
+    from checker.service import Service
+    from checker.settings import Settings
+
+__all__ = [
+    "COPY_HASH_SQL",
+    "ROW_HASH_SQL",
+    "NodeReport",
+    "Options",
+    "Target",
+    "Verification",
+    "row_hash",
+    "target_from_settings",
+    "verify",
+    "verify_service",
+]
+
+log = _logging.get(__name__)
+T = TypeVar("T")
+
+ROW_HASH_SQL = (
+    "CRC32(CONCAT_WS('#', id, writer_id, seq, CAST(SHA2(payload, 256) AS BINARY), checksum))"
+)
+"""Per-row hash the journal can predict: the payload enters through its SHA-256, which the
+journal knows. CAST to BINARY: SHA2's result would clash with a latin1 table's collation."""
+
+COPY_HASH_SQL = "CRC32(CONCAT_WS('#', id, writer_id, seq, checksum, payload))"
+"""Per-row hash of the row as stored, payload bytes included: cheap (no SHA-256), used to
+compare nodes with each other. Only the primary pays for `ROW_HASH_SQL`."""
+
+_MINE = "LEFT(writer_id, %(prefix_len)s) = CAST(%(prefix)s AS BINARY)"
+_UNJOURNALED = "not in the journal: the checker stopped before recording it"
+_ATTEMPT_COLUMNS = (
+    "writer_id, seq, payload_sha256, outcome, invoke_wall, complete_wall, invoke_mono, "
+    "complete_mono, server, node, row_id, error"
+)
+_FETCH_BATCH = 20_000
+_LOOKUP_BATCH = 500
+_READ_WINDOW = 20_000
+_ACK_WINDOW = 200_000
+
+
+def row_hash(row: Row) -> int:
+    """`ROW_HASH_SQL` of one row, computed in Python bit for bit as the server does."""
+    return zlib.crc32(f"{row[0]}#{row[1]}#{row[2]}#{row[3]}#{row[4]}".encode())
+
+
+# -- what to verify, how, and the result --------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """The nodes to verify. `primary` names the primary when something authoritative (the lab's
+    state) says which it is; otherwise the node `writer` reaches is, or the only writable one."""
+
+    nodes: Mapping[str, Endpoint]
+    writer: Endpoint | None = None
+    primary: str | None = None
+    names: Names = field(default_factory=Names)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to verify. `timeout` bounds the GTID barrier; chunks aim at `chunk_seconds` each
+    (pt-table-checksum's 0.5 s), between `min_chunk` and `max_chunk` ids; a differing range is
+    bisected until at most `fetch_rows` rows are fetched at once."""
+
+    timeout: float = 60.0
+    lag_bound: float = 5.0
+    chunk_seconds: float = 0.5
+    first_chunk: int = 10_000
+    min_chunk: int = 1_000
+    max_chunk: int = 250_000
+    fetch_rows: int = 2_000
+    cap: int = DEFAULT_CAP
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class NodeReport:
+    """What verification learned about one node (the verdict's node entry says valid/why not)."""
+
+    name: str
+    role: str
+    server: str | None = None
+    gtid: str | None = None
+    caught_up: bool | None = None
+    rows: int | None = None
+    foreign_rows: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "server": self.server,
+            "gtid": self.gtid,
+            "caught_up": self.caught_up,
+            "rows": self.rows,
+            "foreign_rows": self.foreign_rows,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A verification's verdict plus what it did (for the CLI, logs and benchmarks)."""
+
+    verdict: Verdict
+    run_id: str
+    primary: str | None
+    nodes: Mapping[str, NodeReport]
+    gtid_target: str | None = None
+    id_range: tuple[int, int] | None = None
+    chunks: int = 0
+    drilled: int = 0
+    fetched_rows: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The core's verdict JSON, with foreign row counts in the node entries and a
+        `verification` section; `Verdict.from_dict` reads it back, ignoring the extras."""
+        data = self.verdict.to_dict()
+        for name, node in data["nodes"].items():
+            report = self.nodes.get(name)
+            node["foreign_rows"] = report.foreign_rows if report else None
+        data["verification"] = {
+            "run_id": self.run_id,
+            "primary": self.primary,
+            "gtid_target": self.gtid_target,
+            "id_range": list(self.id_range) if self.id_range else None,
+            "chunks": self.chunks,
+            "drilled_ranges": self.drilled,
+            "fetched_rows": self.fetched_rows,
+            "seconds": round(self.seconds, 3),
+            "nodes": {name: r.to_dict() for name, r in sorted(self.nodes.items())},
+        }
+        return data
+
+
+def target_from_settings(settings: Settings) -> Target:
+    """The nodes of a checker's settings (the writer alone if no node was named)."""
+    primary = None
+    if settings.lab_dir is not None:
+        from checker.lab.topology import Lab
+
+        primary = str(Lab(settings.lab_dir).load()["primary"])
+    nodes = dict(settings.nodes) or {settings.writer.name or "mysql-0": settings.writer}
+    return Target(nodes=nodes, writer=settings.writer, primary=primary, names=settings.names)
+
+
+# -- MySQL side ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Aggregate:
+    """One node's aggregates over one id range; `row` only where the row hash was asked for."""
+
+    total: int
+    mine: int
+    copy: int
+    row: int | None
+    seconds: float
+
+    @property
+    def foreign(self) -> int:
+        return self.total - self.mine
+
+
+class _Node:
+    """One node: its own connection, used by one thread at a time."""
+
+    def __init__(self, name: str, endpoint: Endpoint, names: Names, prefix: str) -> None:
+        self.name = name
+        self.endpoint = endpoint
+        self.ledger = names.q("ledger")
+        self.accounts = names.q("accounts")
+        self.params: dict[str, Any] = {"prefix": prefix, "prefix_len": len(prefix)}
+        self.conn: Any = None
+        self.info: ServerInfo | None = None
+        self.error: str | None = None
+
+    def open(self) -> bool:
+        """Connect and identify the server. Wrong credentials or grants are the user's to fix
+        and raise; an unreachable node is recorded as the reason it is unknown."""
+        try:
+            self.conn = mysql.connect(self.endpoint)
+            self.info = mysql.server_info(self.conn)
+        except (AuthError, GrantError):
+            raise
+        except DatabaseError as exc:
+            self.fail(str(exc))
+        except (pymysql.err.MySQLError, OSError) as exc:
+            self.fail(str(mysql.classify(exc, self.endpoint)))
+        return self.error is None
+
+    def fail(self, reason: str) -> None:
+        self.error = self.error or reason
+        self.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            # Closing a broken connection may fail any way; it is being dropped regardless.
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            self.conn = None
+
+    @property
+    def ok(self) -> bool:
+        return self.conn is not None and self.error is None
+
+    @property
+    def flavor(self) -> gtid.Flavor:
+        return "mariadb" if self.info is not None and self.info.flavor == "mariadb" else "mysql"
+
+    def rows(self, sql: str, args: Any = None) -> list[tuple[Any, ...]]:
+        """Run one statement; a failure becomes a one-line `DatabaseError` naming the node."""
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, args)
+                return list(cur.fetchall())
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise mysql.classify(exc, self.endpoint) from None
+
+    def dict_rows(self, sql: str) -> list[dict[str, Any]]:
+        try:
+            with self.conn.cursor(pymysql.cursors.DictCursor) as cur:
+                cur.execute(sql)
+                return list(cur.fetchall())
+        except (pymysql.err.MySQLError, OSError) as exc:
+            raise mysql.classify(exc, self.endpoint) from None
+
+    def value(self, sql: str, args: Any = None) -> Any:
+        found = self.rows(sql, args)
+        return found[0][0] if found else None
+
+    # -- ledger queries -------------------------------------------------------------------------
+    def id_bounds(self) -> tuple[int | None, int | None]:
+        lo, hi = self.rows(f"SELECT MIN(id), MAX(id) FROM {self.ledger}")[0]
+        return (None if lo is None else int(lo), None if hi is None else int(hi))
+
+    def aggregate(self, lo: int, hi: int, *, with_row_hash: bool) -> _Aggregate:
+        cols = [
+            "COUNT(*)",
+            f"COALESCE(SUM({_MINE}), 0)",
+            f"COALESCE(BIT_XOR(IF({_MINE}, {COPY_HASH_SQL}, 0)), 0)",
+        ]
+        if with_row_hash:
+            cols.append(f"COALESCE(BIT_XOR(IF({_MINE}, {ROW_HASH_SQL}, 0)), 0)")
+        sql = f"SELECT {', '.join(cols)} FROM {self.ledger} WHERE id BETWEEN %(lo)s AND %(hi)s"
+        started = time.monotonic()
+        found = self.rows(sql, {**self.params, "lo": lo, "hi": hi})[0]
+        return _Aggregate(
+            total=int(found[0]),
+            mine=int(found[1]),
+            copy=int(found[2]),
+            row=int(found[3]) if with_row_hash else None,
+            seconds=time.monotonic() - started,
+        )
+
+    def fetch(self, lo: int, hi: int) -> list[Row]:
+        """This run's rows with ids in `lo..hi`, in id order, with the payload's SHA-256."""
+        sql = (
+            f"SELECT id, writer_id, seq, SHA2(payload, 256), checksum FROM {self.ledger} "
+            f"WHERE id BETWEEN %(lo)s AND %(hi)s AND {_MINE} ORDER BY id"
+        )
+        return [_row(r) for r in self.rows(sql, {**self.params, "lo": lo, "hi": hi})]
+
+    def fetch_keys(self, writer_id: str, seqs: Sequence[int]) -> list[Row]:
+        marks = ", ".join(["%s"] * len(seqs))
+        sql = (
+            f"SELECT id, writer_id, seq, SHA2(payload, 256), checksum FROM {self.ledger} "
+            f"WHERE writer_id = %s AND seq IN ({marks}) ORDER BY id"
+        )
+        return [_row(r) for r in self.rows(sql, [writer_id, *seqs]) if r[1] == writer_id]
+
+    def duplicate_groups(self, upto: int) -> list[tuple[str, int, list[int]]]:
+        """`GROUP BY writer_id, seq HAVING COUNT(*) > 1` over this run's rows (index only)."""
+        prefix = str(self.params["prefix"])
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        self.rows("SET SESSION group_concat_max_len = 1048576")
+        found = self.rows(
+            f"SELECT writer_id, seq, GROUP_CONCAT(id ORDER BY id) FROM {self.ledger} "
+            "WHERE writer_id LIKE %s AND id <= %s GROUP BY writer_id, seq HAVING COUNT(*) > 1",
+            (pattern, upto),
+        )
+        # LIKE follows the column's collation, which may ignore case: keep exact prefixes only.
+        return [
+            (str(w), int(s), [int(i) for i in str(ids).split(",")])
+            for w, s, ids in found
+            if str(w).startswith(prefix)
+        ]
+
+    def bank_total(self) -> int | None:
+        total, count = self.rows(
+            f"SELECT COALESCE(SUM(balance), 0), COUNT(*) FROM {self.accounts}"
+        )[0]
+        return int(total) if int(count) else None
+
+    # -- replication ----------------------------------------------------------------------------
+    def read_only(self) -> bool:
+        return bool(int(self.value("SELECT @@read_only")))
+
+    def gtid_position(self) -> str:
+        """What a replica must have executed to hold everything this node has committed."""
+        sql = "SELECT @@gtid_binlog_pos" if self.flavor == "mariadb" else "SELECT @@gtid_executed"
+        return _gtid_text(self.value(sql))
+
+    def gtid_state(self) -> str:
+        """The full GTID set, for errant transactions (MariaDB keeps every server's last one)."""
+        sql = "SELECT @@gtid_binlog_state" if self.flavor == "mariadb" else "SELECT @@gtid_executed"
+        return _gtid_text(self.value(sql))
+
+    def executed(self, target: str) -> bool:
+        """Has this replica executed `target` already (no waiting)?"""
+        if self.flavor == "mariadb":
+            # What replication applied, as MASTER_GTID_WAIT compares: @@gtid_current_pos would
+            # count a replica's own errant 0-3-N as having executed the primary's 0-1-N.
+            have = _gtid_text(self.value("SELECT @@gtid_slave_pos"))
+            return gtid.gtid_contains(target, have, "mariadb")
+        return bool(int(self.value("SELECT GTID_SUBSET(%s, @@gtid_executed)", (target,))))
+
+    def wait_executed(self, target: str, seconds: float) -> bool | None:
+        """Wait up to `seconds` for this replica to execute `target`; None: the server would
+        not say (not a replica, malformed position)."""
+        if self.flavor == "mariadb":
+            # Compares with @@gtid_slave_pos, per domain: 0 reached, -1 timed out.
+            found = self.value("SELECT MASTER_GTID_WAIT(%s, %s)", (target, seconds))
+            return None if found is None else int(found) == 0
+        found = self.value("SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, %s)", (target, seconds))
+        return None if found is None else int(found) == 0
+
+    def replication_summary(self) -> str:
+        """The replica's threads and last errors, in a few words (for an `unknown` reason)."""
+        sql = "SHOW SLAVE STATUS" if self.flavor == "mariadb" else "SHOW REPLICA STATUS"
+        try:
+            status = self.dict_rows(sql)
+        except DatabaseError as exc:
+            return f"replication status unreadable: {exc}"
+        if not status:
+            return "it does not replicate from anything"
+        s = status[0]
+        io = s.get("Slave_IO_Running", s.get("Replica_IO_Running"))
+        sql_thread = s.get("Slave_SQL_Running", s.get("Replica_SQL_Running"))
+        parts = [f"IO thread {'running' if io == 'Yes' else f'not running ({io})'}"]
+        parts.append(f"SQL thread {'running' if sql_thread == 'Yes' else 'not running'}")
+        for key in ("Last_IO_Error", "Last_SQL_Error"):
+            if s.get(key):
+                parts.append(f"{key}: {s[key]}")
+        behind = s.get("Seconds_Behind_Master", s.get("Seconds_Behind_Source"))
+        if behind is not None:
+            parts.append(f"{behind} s behind")
+        return "; ".join(parts)
+
+
+def _gtid_text(value: Any) -> str:
+    return "".join(str(value or "").split())
+
+
+def _row(r: Sequence[Any]) -> Row:
+    return Row(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]))
+
+
+# -- journal side -------------------------------------------------------------------------------
+class _JournalDB:
+    """SQL over the journal's SQLite file, one statement at a time, streamed where it is long.
+
+    Reads go straight to SQLite (the journal's own tables and indexes: `attempts_row_id`,
+    `attempts_writer_seq`) because building an `Attempt` for each of millions of rows would be
+    the slowest part of a verification. The semantics are `Journal.attempts()`'s: a reserved
+    seq with no journaled attempt is an INDETERMINATE attempt with an unknown payload.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self._raw = journal.engine.raw_connection()
+        db: Any = self._raw.driver_connection
+        self.db = db
+        self.reserved: dict[str, int] = {
+            str(w): int(upto)
+            for w, upto in self.db.execute("SELECT writer_id, upto FROM reservations")
+        }
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def expected(self, lo: int, hi: int) -> tuple[int, int]:
+        """(count, BIT_XOR of `row_hash`) of the acknowledged attempts with row ids in lo..hi.
+
+        SQLite builds each row's text and zlib hashes it, so no Python code runs per row.
+        """
+        cur = self.db.execute(
+            "SELECT row_id || '#' || writer_id || '#' || seq || '#' || payload_sha256 || '#' || "
+            "payload_sha256 FROM attempts WHERE row_id BETWEEN ? AND ? AND outcome = 'ok' "
+            "AND payload_sha256 IS NOT NULL",
+            (lo, hi),
+        )
+        count, checksum = 0, 0
+        while batch := cur.fetchmany(_FETCH_BATCH):
+            count += len(batch)
+            texts = map(itemgetter(0), batch)
+            checksum = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), checksum)
+        return count, checksum
+
+    def acked_in(self, lo: int, hi: int) -> list[Attempt]:
+        found = self.db.execute(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE row_id BETWEEN ? AND ? "
+            "AND outcome = 'ok' ORDER BY row_id",
+            (lo, hi),
+        )
+        return [_attempt(r) for r in found]
+
+    def ok_row_ids(self) -> tuple[int | None, int | None]:
+        lo, hi = self.db.execute(
+            "SELECT MIN(row_id), MAX(row_id) FROM attempts WHERE outcome = 'ok'"
+        ).fetchone()
+        return lo, hi
+
+    def lookup(self, keys: Iterable[Key]) -> dict[Key, Attempt]:
+        """The attempts of `keys` (journaled, or synthesized in a reservation); absent: never
+        attempted."""
+        by_writer: dict[str, set[int]] = {}
+        for writer, seq in keys:
+            by_writer.setdefault(writer, set()).add(seq)
+        found: dict[Key, Attempt] = {}
+        for writer, seqs in by_writer.items():
+            ordered = sorted(seqs)
+            for i in range(0, len(ordered), _LOOKUP_BATCH):
+                part = ordered[i : i + _LOOKUP_BATCH]
+                marks = ", ".join("?" * len(part))
+                for r in self.db.execute(
+                    f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE writer_id = ? "
+                    f"AND seq IN ({marks})",
+                    (writer, *part),
+                ):
+                    found[(r[0], r[1])] = _attempt(r)
+            upto = self.reserved.get(writer, 0)
+            for seq in ordered:
+                if (writer, seq) not in found and 1 <= seq <= upto:
+                    found[(writer, seq)] = _unjournaled(writer, seq)
+        return found
+
+    def unplaced_acks(self) -> Iterator[list[Attempt]]:
+        """Acknowledged attempts without a row id, in batches: they can only be found by key."""
+        cur = self.db.execute(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE row_id IS NULL AND outcome = 'ok' "
+            "ORDER BY writer_id, seq"
+        )
+        while batch := cur.fetchmany(_LOOKUP_BATCH):
+            yield [_attempt(r) for r in batch]
+
+    def max_seq(self, writer_id: str) -> int:
+        found = self.db.execute(
+            "SELECT MAX(seq) FROM attempts WHERE writer_id = ?", (writer_id,)
+        ).fetchone()[0]
+        return int(found or 0)
+
+    def counts(self) -> Counts:
+        """Attempts by outcome, the synthesized ones (the checker's crash window) included."""
+        by = {
+            str(o): int(n)
+            for o, n in self.db.execute("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome")
+        }
+        unjournaled = sum(
+            max(0, int(upto) - int(n))
+            for upto, n in self.db.execute(
+                "SELECT r.upto, (SELECT COUNT(DISTINCT a.seq) FROM attempts a "
+                "WHERE a.writer_id = r.writer_id AND a.seq BETWEEN 1 AND r.upto) "
+                "FROM reservations r"
+            )
+        )
+        ok, failed = by.get("ok", 0), by.get("failed", 0)
+        indeterminate = by.get("indeterminate", 0) + unjournaled
+        return Counts(ok + failed + indeterminate, ok, failed, indeterminate)
+
+
+def _attempt(r: Sequence[Any]) -> Attempt:
+    return Attempt(
+        writer_id=r[0],
+        seq=int(r[1]),
+        payload_sha256=r[2],
+        outcome=Outcome(r[3]),
+        invoke_wall=r[4],
+        complete_wall=r[5],
+        invoke_mono=r[6],
+        complete_mono=r[7],
+        server=r[8],
+        node=r[9],
+        row_id=r[10],
+        error=r[11],
+    )
+
+
+def _unjournaled(writer_id: str, seq: int) -> Attempt:
+    # The same record `Journal.attempts()` synthesizes for a reserved seq it has no attempt of.
+    return Attempt(writer_id, seq, None, Outcome.INDETERMINATE, 0.0, error=_UNJOURNALED)
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+# -- the journal's own history: acks, reads, bank observations ---------------------------------
+def _split_brain(db: Any) -> list[Anomaly]:
+    """`primaries.split_brain` over every acknowledgement, without holding them in memory.
+
+    The detector needs, per server identity, its first and last acknowledgement, and for an
+    overlapping pair each one's first acknowledgement from the overlap's start on. SQLite finds
+    exactly those (a bare column next to MIN/MAX comes from the row holding it); the evidence's
+    `acks` is then set to the identity's real count.
+    """
+    ok = "FROM attempts WHERE outcome = 'ok' AND server IS NOT NULL GROUP BY server"
+    firsts = db.execute(f"SELECT MIN(complete_wall), COUNT(*), {_ATTEMPT_COLUMNS} {ok}").fetchall()
+    if len(firsts) < 2:
+        return []
+    lasts = db.execute(f"SELECT MAX(complete_wall), {_ATTEMPT_COLUMNS} {ok}").fetchall()
+    acks = {str(r[10]): int(r[1]) for r in firsts}
+    acked = [_attempt(r[2:]) for r in firsts] + [_attempt(r[1:]) for r in lasts]
+    spans = primaries.primary_spans(acked)
+    for i, early in enumerate(spans):
+        for late in spans[i + 1 :]:
+            if late.first < early.last and early.first < late.last:
+                for server in (early.server, late.server):
+                    acked.extend(
+                        _attempt(r)
+                        for r in db.execute(
+                            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE outcome = 'ok' "
+                            "AND server = ? AND complete_wall >= ? "
+                            "ORDER BY complete_wall, writer_id, seq LIMIT 1",
+                            (server, late.first),
+                        )
+                    )
+    acked.sort(key=lambda a: (a.complete_wall or 0.0, a.writer_id, a.seq))
+    return [_with_ack_counts(a, acks) for a in primaries.split_brain(acked)]
+
+
+def _with_ack_counts(anomaly: Anomaly, acks: Mapping[str, int]) -> Anomaly:
+    identities = [
+        {**ident, "acks": acks.get(ident.get("server", ""), ident.get("acks"))}
+        for ident in anomaly.evidence.get("identities", [])
+    ]
+    return replace(anomaly, evidence={**anomaly.evidence, "identities": identities})
+
+
+_READ_COLUMNS = "time, writer_id, max_seq, node, server, endpoint"
+
+
+def _read(r: Sequence[Any]) -> Read:
+    return Read(time=r[0], writer_id=r[1], max_seq=r[2], node=r[3], server=r[4], endpoint=r[5])
+
+
+def _stale(db: Any, lag_bound: float) -> list[Anomaly]:
+    """`replicas.stale` per writer and window of reads, with only the acknowledgements those
+    reads could have missed: every one newer than the oldest seq the window shows, up to its
+    last deadline. That is exact (a writer's seqs grow with time) and bounded by the window and
+    by how stale its reads are, not by the run's length."""
+    found: list[Anomaly] = []
+    cur = db.execute(f"SELECT {_READ_COLUMNS} FROM reads ORDER BY writer_id, time, id")
+    for writer, rows in groupby(cur, key=itemgetter(1)):
+        for window in _batched(rows, _READ_WINDOW):
+            found.extend(_stale_window(db, str(writer), [_read(r) for r in window], lag_bound))
+    return found
+
+
+def _stale_window(db: Any, writer: str, reads: list[Read], lag_bound: float) -> list[Anomaly]:
+    lowest = min(-1 if r.max_seq is None else r.max_seq for r in reads)
+    deadline = max(r.time for r in reads) - lag_bound
+    acks = db.execute(
+        "SELECT seq, complete_wall FROM attempts WHERE writer_id = ? AND outcome = 'ok' "
+        "AND seq > ? AND complete_wall < ? ORDER BY seq LIMIT ?",
+        (writer, lowest, deadline, _ACK_WINDOW + 1),
+    ).fetchall()
+    if len(acks) > _ACK_WINDOW and len(reads) > 1:
+        half = len(reads) // 2
+        return _stale_window(db, writer, reads[:half], lag_bound) + _stale_window(
+            db, writer, reads[half:], lag_bound
+        )
+    attempts = [
+        Attempt(writer, int(seq), "", Outcome.OK, float(t), complete_wall=float(t))
+        for seq, t in acks
+    ]
+    found = replicas.stale(attempts, reads, lag_bound=lag_bound)
+    if len(acks) > _ACK_WINDOW:
+        # One read missed more acknowledgements than are held at once: the first ones decide
+        # (and name) it, and the journal counts the rest.
+        found = [_exact_missed(db, a, lag_bound) for a in found]
+    return found
+
+
+def _exact_missed(db: Any, anomaly: Anomaly, lag_bound: float) -> Anomaly:
+    ev = anomaly.evidence
+    visible = -1 if ev.get("max_seq_visible") is None else int(ev["max_seq_visible"])
+    missed = db.execute(
+        "SELECT COUNT(*) FROM attempts WHERE writer_id = ? AND outcome = 'ok' AND seq > ? "
+        "AND complete_wall < ?",
+        (anomaly.writer_id, visible, float(ev["read_at"]) - lag_bound),
+    ).fetchone()[0]
+    return replace(anomaly, evidence={**ev, "missed_acked": int(missed)})
+
+
+def _non_monotonic(db: Any) -> list[Anomaly]:
+    """`replicas.non_monotonic` per backend and writer, in windows of reads. A window starts
+    with the read that set the highest seq so far, which is all the detector carries over."""
+    found: list[Anomaly] = []
+    cur = db.execute(
+        f"SELECT {_READ_COLUMNS}, COALESCE(node, server) AS backend FROM reads "
+        "WHERE COALESCE(node, server) IS NOT NULL ORDER BY backend, writer_id, time, id"
+    )
+    for _, rows in groupby(cur, key=lambda r: (r[6], r[1])):
+        high: Read | None = None
+        for window in _time_windows(rows, _READ_WINDOW):
+            reads = [_read(r) for r in window]
+            found.extend(replicas.non_monotonic([high, *reads] if high else reads))
+            high = _highest(high, reads)
+    return found
+
+
+def _time_windows(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
+    """Batches of about `size` rows (ordered by time), never splitting rows of one time."""
+    batch: list[Sequence[Any]] = []
+    for r in rows:
+        if len(batch) >= size and r[0] != batch[-1][0]:
+            yield batch
+            batch = []
+        batch.append(r)
+    if batch:
+        yield batch
+
+
+def _seen(r: Read) -> int:
+    return -1 if r.max_seq is None else r.max_seq
+
+
+def _highest(high: Read | None, reads: Sequence[Read]) -> Read | None:
+    """The earliest read showing the highest seq so far (ties: the detector's read order)."""
+    candidates = [*([high] if high else []), *reads]
+    if not candidates:
+        return None
+    top = max(map(_seen, candidates))
+    return min(
+        (r for r in candidates if _seen(r) == top),
+        key=lambda r: (r.time, r.writer_id, r.node or "", r.server or "", _seen(r), r.endpoint),
+    )
+
+
+def _bank_observations(db: Any, expected: int) -> list[Anomaly]:
+    found: list[Anomaly] = []
+    cur = db.execute("SELECT node, time, total, server FROM bank ORDER BY id")
+    while batch := cur.fetchmany(_FETCH_BATCH):
+        observations = [
+            BankObservation(node=n, time=t, total=int(x), server=s) for n, t, x, s in batch
+        ]
+        found.extend(bank.bank_total(observations, {}, expected=expected))
+    return found
+
+
+# -- one verification ---------------------------------------------------------------------------
+class _Run:
+    """The state of one verification: nodes, findings so far, and what could not be judged."""
+
+    def __init__(self, target: Target, journal: Journal, options: Options) -> None:
+        self.target = target
+        self.journal = journal
+        self.options = options
+        self.run_id = journal.info.run_id
+        self.prefix = f"{self.run_id}-"
+        self.nodes = {
+            name: _Node(
+                name, ep.with_(read_timeout=options.timeout + 60.0), target.names, self.prefix
+            )
+            for name, ep in sorted(target.nodes.items())
+        }
+        self.primary: _Node | None = None
+        self.reports: dict[str, NodeReport] = {}
+        self.caught_up: set[str] = set()
+        self.gtids: dict[str, str] = {}
+        self.rows: Counter[str] = Counter()
+        self.foreign: Counter[str] = Counter()
+        self.checks: list[ChunkCheck] = []
+        self.anomalies: list[Anomaly] = []
+        self.failures: list[Failure] = []
+        self.target_gtid: str | None = None
+        self.id_range: tuple[int, int] | None = None
+        self.chunks = 0
+        self.drilled = 0
+        self.fetched = 0
+        # One worker per node, plus one for a range's aggregates submitted as a whole.
+        self.pool = ThreadPoolExecutor(max_workers=len(self.nodes) + 1, thread_name_prefix="verify")
+        self.db = _JournalDB(journal)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        for node in self.nodes.values():
+            node.close()
+        self.db.close()
+
+    def progress(self, text: str) -> None:
+        if self.options.progress is not None:
+            self.options.progress(text)
+
+    # -- parallel node work ---------------------------------------------------------------------
+    def each(
+        self, nodes: Iterable[_Node], fn: Callable[[_Node], T]
+    ) -> dict[str, T | DatabaseError]:
+        """`fn` on every node at once; a node's DatabaseError is returned, not raised."""
+
+        def call(node: _Node) -> T | DatabaseError:
+            try:
+                return fn(node)
+            except DatabaseError as exc:
+                return exc
+
+        futures = {node.name: self.pool.submit(call, node) for node in nodes}
+        return {name: f.result() for name, f in futures.items()}
+
+    def lose(self, node: _Node, error: BaseException, when: str) -> None:
+        """A node failed mid-way: unknown (a replica) or the whole verification (the primary)."""
+        node.fail(f"{when}: {error}")
+        if node is self.primary:
+            raise VerifyError(f"the primary {node.name} failed {when}: {error}")
+
+    # -- 1. nodes and the primary ---------------------------------------------------------------
+    def connect(self) -> None:
+        for node, opened in zip(
+            self.nodes.values(), self.pool.map(_Node.open, self.nodes.values()), strict=True
+        ):
+            if not opened:
+                log.warning("node_unreachable", node=node.name, reason=node.error)
+
+    def find_primary(self) -> _Node:
+        t = self.target
+        if len(self.nodes) == 1:
+            node = next(iter(self.nodes.values()))
+        elif t.primary is not None:
+            if t.primary not in self.nodes:
+                raise VerifyError(
+                    f"the primary {t.primary!r} is not among the nodes {sorted(self.nodes)}"
+                )
+            node = self.nodes[t.primary]
+        elif t.writer is not None:
+            node = self._reached_by_writer(t.writer)
+        else:
+            node = self._only_writable()
+        if not node.ok:
+            raise VerifyError(f"cannot read the primary {node.name}: {node.error}")
+        if node.read_only():
+            log.warning("primary_read_only", node=node.name)
+        return node
+
+    def _reached_by_writer(self, writer: Endpoint) -> _Node:
+        try:
+            conn = mysql.connect(writer)
+            try:
+                info = mysql.server_info(conn)
+            finally:
+                conn.close()
+        except DatabaseError as exc:
+            raise VerifyError(
+                f"cannot tell the primary: the writer endpoint fails ({exc})"
+            ) from None
+        for node in self.nodes.values():
+            if node.info is not None and node.info.server_id == info.server_id:
+                return node
+        raise VerifyError(
+            f"the writer endpoint {writer.label()} reaches server_id {info.server_id}, which is "
+            f"none of the reachable nodes {sorted(n.name for n in self.nodes.values() if n.ok)}"
+        )
+
+    def _only_writable(self) -> _Node:
+        writable = [n for n in self.nodes.values() if n.ok and not n.read_only()]
+        if len(writable) == 1:
+            return writable[0]
+        if not writable:
+            down = [n.name for n in self.nodes.values() if not n.ok]
+            extra = f" ({', '.join(down)} unreachable)" if down else ""
+            raise VerifyError(f"no writable node to call the primary{extra}: name it with --writer")
+        names = ", ".join(n.name for n in writable)
+        raise VerifyError(
+            f"several writable nodes ({names}): say which is the primary with --writer"
+        )
+
+    # -- 2. the barrier -------------------------------------------------------------------------
+    def barrier(self, target: str) -> None:
+        """Wait, in parallel and within one deadline, until each replica executed `target`."""
+        deadline = time.monotonic() + self.options.timeout
+
+        def wait(node: _Node) -> bool | None:
+            if not target or node.executed(target):
+                return True
+            return node.wait_executed(target, max(0.001, deadline - time.monotonic()))
+
+        replicas_ = [n for n in self.nodes.values() if n is not self.primary and n.ok]
+        for name, result in self.each(replicas_, wait).items():
+            node = self.nodes[name]
+            if isinstance(result, DatabaseError):
+                self.lose(node, result, "during the GTID barrier")
+            elif result:
+                self.caught_up.add(name)
+            else:
+                why = "timed out" if result is False else "the server could not wait for it"
+                node.error = (
+                    f"not caught up with the primary's GTID position {target!r} within "
+                    f"{self.options.timeout:g}s ({why}; {node.replication_summary()})"
+                )
+
+    def read_gtid_states(self) -> None:
+        """Replicas first, then the primary: whatever a replica got from the primary is then in
+        the primary's set too, so a live run cannot look errant."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        others = [n for n in self.nodes.values() if n is not self.primary and n.conn is not None]
+        for name, state in self.each(others, _Node.gtid_state).items():
+            if isinstance(state, DatabaseError):
+                self.lose(self.nodes[name], state, "reading its GTID set")
+            else:
+                self.gtids[name] = state
+        self.gtids[self.primary.name] = self.primary.gtid_state()
+        primary_state = self.gtids[self.primary.name]
+        for name in sorted(self.gtids):
+            if name != self.primary.name:
+                self.anomalies.extend(
+                    replicas.errant(
+                        primary_state, self.gtids[name], node=name, flavor=self.primary.flavor
+                    )
+                )
+
+    # -- 3. chunks ------------------------------------------------------------------------------
+    def id_bounds(self, horizon: int | None, live: bool) -> tuple[int, int] | None:
+        """The id range to check: up to the primary's highest id at the start (a live run's
+        later rows are the next verification's), and offline also whatever the journal or a
+        caught-up replica holds beyond it."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        bounds = [self.primary.id_bounds()]
+        bounds.append(self.db.ok_row_ids())
+        if not live:
+            compared = [self.nodes[n] for n in sorted(self.caught_up)]
+            for name, found in self.each(compared, _Node.id_bounds).items():
+                if isinstance(found, DatabaseError):
+                    self.lose(self.nodes[name], found, "reading its id range")
+                else:
+                    bounds.append(found)
+        los = [lo for lo, _ in bounds if lo is not None]
+        his = [hi for _, hi in bounds if hi is not None]
+        if not los or not his or (live and horizon is None):
+            return None
+        hi = horizon if live and horizon is not None else max(his)
+        lo = min(los)
+        return (lo, hi) if lo <= hi else None
+
+    def compared(self) -> list[_Node]:
+        assert self.primary is not None  # noqa: S101 - set before this step
+        return [self.primary, *(self.nodes[n] for n in sorted(self.caught_up) if self.nodes[n].ok)]
+
+    def aggregates(
+        self, lo: int, hi: int, nodes: Sequence[_Node], *, journal: bool = True
+    ) -> dict[str, _Aggregate]:
+        """Aggregates of `nodes` over lo..hi; the primary's with the row hash if `journal`."""
+        primary = self.primary
+        found = self.each(
+            nodes, lambda n: n.aggregate(lo, hi, with_row_hash=journal and n is primary)
+        )
+        out: dict[str, _Aggregate] = {}
+        for name, agg in found.items():
+            if isinstance(agg, DatabaseError):
+                self.lose(self.nodes[name], agg, f"checksumming ids {lo}..{hi}")
+            else:
+                out[name] = agg
+        return out
+
+    def chunk_pass(self, lo: int, hi: int) -> None:
+        o = self.options
+        size = max(o.min_chunk, min(o.first_chunk, o.max_chunk))
+        start = lo
+        while start <= hi:
+            end = min(hi, start + size - 1)
+            nodes = self.compared()
+            pending = (
+                self.pool.submit(self.aggregates, start, end, nodes) if len(nodes) > 1 else None
+            )
+            expected = self.db.expected(start, end)
+            aggs = pending.result() if pending is not None else self.aggregates(start, end, nodes)
+            self.account(aggs)
+            self.judge(start, end, aggs, expected)
+            self.chunks += 1
+            slowest = max((a.seconds for a in aggs.values()), default=0.0)
+            size = _next_size(size, slowest, o)
+            self.progress(f"checked ids {lo}..{end} of {lo}..{hi} ({_percent(start, end, lo, hi)})")
+            start = end + 1
+
+    def account(self, aggs: Mapping[str, _Aggregate]) -> None:
+        for name, agg in aggs.items():
+            self.rows[name] += agg.mine
+            self.foreign[name] += agg.foreign
+
+    def judge(
+        self, lo: int, hi: int, aggs: Mapping[str, _Aggregate], expected: tuple[int, int] | None
+    ) -> None:
+        """Compare one range; drill into it if the primary differs from the journal or a
+        replica from the primary."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        ref = aggs.get(self.primary.name)
+        if ref is None:
+            return
+        journal_differs = expected is not None and (ref.mine, ref.row) != expected
+        differing = tuple(
+            name
+            for name, agg in aggs.items()
+            if name != self.primary.name and (agg.mine, agg.copy) != (ref.mine, ref.copy)
+        )
+        if not journal_differs and not differing:
+            return
+        sizes = [agg.mine for agg in aggs.values()] + ([expected[0]] if expected else [])
+        self.drill(lo, hi, journal_differs, differing, max(sizes))
+
+    # -- 4. drill-down --------------------------------------------------------------------------
+    def drill(
+        self, lo: int, hi: int, journal_differs: bool, differing: tuple[str, ...], rows: int
+    ) -> None:
+        """Bisect a differing range server-side until it is small enough to fetch."""
+        self.drilled += 1
+        if rows <= self.options.fetch_rows or lo == hi:
+            self.leaf(lo, hi, journal_differs, differing)
+            return
+        mid = lo + (hi - lo) // 2
+        assert self.primary is not None  # noqa: S101 - set before this step
+        involved = [self.primary, *(self.nodes[n] for n in differing if self.nodes[n].ok)]
+        for a, b in ((lo, mid), (mid + 1, hi)):
+            aggs = self.aggregates(a, b, involved, journal=journal_differs)
+            expected = self.db.expected(a, b) if journal_differs else None
+            self.judge(a, b, aggs, expected)
+
+    def leaf(self, lo: int, hi: int, journal_differs: bool, differing: tuple[str, ...]) -> None:
+        """Fetch one small range and judge its rows with the core's detectors."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        primary_rows = self._fetch(self.primary, lo, hi)
+        theirs = {n: self._fetch(self.nodes[n], lo, hi) for n in differing if self.nodes[n].ok}
+        expected = self.db.acked_in(lo, hi)
+        lookup = self.db.lookup(_odd_keys([primary_rows, *theirs.values()], expected))
+        if journal_differs:
+            self.checks.append(
+                check_chunk(self.primary.name, primary_rows, expected, lookup, lo=lo, hi=hi)
+            )
+        for name, rows in theirs.items():
+            self.anomalies.extend(
+                self._replica_findings(name, primary_rows, rows, expected, lookup, lo, hi)
+            )
+
+    def _fetch(self, node: _Node, lo: int, hi: int) -> list[Row]:
+        try:
+            rows = node.fetch(lo, hi)
+        except DatabaseError as exc:
+            self.lose(node, exc, f"fetching ids {lo}..{hi}")
+            return []
+        self.fetched += len(rows)
+        return rows
+
+    def _replica_findings(
+        self,
+        name: str,
+        reference: Sequence[Row],
+        rows: Sequence[Row],
+        expected: Sequence[Attempt],
+        lookup: Mapping[Key, Attempt],
+        lo: int,
+        hi: int,
+    ) -> list[Anomaly]:
+        """How a caught-up replica's rows differ from the primary's. A difference the ledger
+        detectors explain on the replica itself (a corrupted payload, a duplicate, a row never
+        attempted) is reported as that; any other difference is `divergent`."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        divergent = replicas.divergent_rows(reference, rows, node=name, reference=self.primary.name)
+        if not divergent:
+            return []
+        differing = {int(a.evidence["id"]) for a in divergent}
+        own = check_chunk(name, rows, expected, lookup, lo=lo, hi=hi)
+        self.failures.extend(own.failures)
+        explained: list[Anomaly] = []
+        covered: set[int] = set()
+        for a in own.anomalies:
+            ids = _anomaly_ids(a) & differing
+            if ids:
+                explained.append(a)
+                covered |= ids
+        return explained + [a for a in divergent if int(a.evidence["id"]) not in covered]
+
+    # -- 5. whole-table checks ------------------------------------------------------------------
+    def unplaced(self, live_since: float | None) -> None:
+        """Acknowledged attempts without a row id: looked up on the primary by key."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        for found in self.db.unplaced_acks():
+            # A live run's acknowledgements after the start are the next verification's.
+            batch = [a for a in found if live_since is None or a.invoke_wall < live_since]
+            if not batch:
+                continue
+            rows: list[Row] = []
+            for writer, group in groupby(batch, key=lambda a: a.writer_id):
+                rows.extend(self.primary.fetch_keys(writer, [a.seq for a in group]))
+            self.fetched += len(rows)
+            lookup = {a.key: a for a in batch}
+            lookup.update(self.db.lookup((r[1], r[2]) for r in rows if (r[1], r[2]) not in lookup))
+            self.checks.append(check_chunk(self.primary.name, rows, batch, lookup, lo=0, hi=0))
+
+    def duplicates(self, upto: int) -> None:
+        assert self.primary is not None  # noqa: S101 - set before this step
+        groups = self.primary.duplicate_groups(upto)
+        self.anomalies.extend(ledger.duplicated_groups(self.primary.name, groups))
+
+    def bank_totals(self, expected: int) -> None:
+        finals: dict[str, int | None] = {}
+        reachable = [n for n in self.nodes.values() if n.conn is not None]
+        for name, total in self.each(reachable, _Node.bank_total).items():
+            if isinstance(total, DatabaseError):
+                self.lose(self.nodes[name], total, "reading the bank total")
+            else:
+                finals[name] = total
+        self.anomalies.extend(bank.bank_total([], finals, expected=expected))
+
+    # -- the verdict ----------------------------------------------------------------------------
+    def node_verdicts(self) -> dict[str, NodeVerdict]:
+        out: dict[str, NodeVerdict] = {}
+        for name, node in self.nodes.items():
+            role = "primary" if node is self.primary else "replica"
+            judged = node is self.primary or name in self.caught_up
+            rows = (
+                self.rows[name] if judged and self.id_range is not None else (0 if judged else None)
+            )
+            reason = node.error
+            if reason is None and not judged:
+                reason = "not compared with the primary"
+            valid = Validity.VALID if reason is None else Validity.UNKNOWN
+            out[name] = NodeVerdict(valid, role, self.gtids.get(name), rows, reason)
+            self.reports[name] = NodeReport(
+                name=name,
+                role=role,
+                server=node.info.identity if node.info else None,
+                gtid=self.gtids.get(name),
+                caught_up=True if node is self.primary else (name in self.caught_up),
+                rows=rows,
+                foreign_rows=self.foreign[name] if judged and self.id_range is not None else None,
+                reason=reason,
+            )
+        return out
+
+
+def _next_size(size: int, seconds: float, o: Options) -> int:
+    """Grow or shrink the chunk toward `chunk_seconds`, at most twofold per step."""
+    factor = 2.0 if seconds <= 0 else min(2.0, max(0.5, o.chunk_seconds / seconds))
+    return max(o.min_chunk, min(o.max_chunk, int(size * factor)))
+
+
+def _percent(start: int, end: int, lo: int, hi: int) -> str:
+    return f"{100.0 * (end - lo + 1) / max(1, hi - lo + 1):.0f}%"
+
+
+def _odd_keys(row_sets: Iterable[Sequence[Row]], expected: Sequence[Attempt]) -> set[Key]:
+    """Keys of rows that are not simply the acknowledged write expected at their id: the only
+    rows the ledger detectors look up (a superset of the core's `Match.odd`)."""
+    claims = Counter(a.row_id for a in expected)
+    at = {a.row_id: a.key for a in expected}
+    keys: set[Key] = set()
+    for rows in row_sets:
+        for r in rows:
+            if claims.get(r[0], 0) != 1 or at.get(r[0]) != (r[1], r[2]):
+                keys.add((r[1], r[2]))
+    return keys
+
+
+def _anomaly_ids(a: Anomaly) -> set[int]:
+    ids = a.evidence.get("ids")
+    if isinstance(ids, list):
+        return {i for i in ids if isinstance(i, int)}
+    one = a.evidence.get("id")
+    return {one} if isinstance(one, int) else set()
+
+
+def _history(
+    journal: Journal, lag_bound: float, bank_expected: int | None
+) -> tuple[list[Anomaly], list[Failure]]:
+    """The journal's own checks (reads, bank observations, acknowledgements), each guarded: a
+    crash of one makes the verdict unknown, never valid."""
+    db = _JournalDB(journal)
+    found: list[Anomaly] = []
+    failures: list[Failure] = []
+    steps: list[tuple[str, Callable[[], list[Anomaly]]]] = [
+        ("split_brain", lambda: _split_brain(db.db)),
+        ("stale", lambda: _stale(db.db, lag_bound)),
+        ("non_monotonic", lambda: _non_monotonic(db.db)),
+    ]
+    if bank_expected is not None:
+        steps.append(("bank_total", lambda: _bank_observations(db.db, bank_expected)))
+    try:
+        for name, step in steps:
+            try:
+                found.extend(step())
+            except Exception as exc:  # noqa: BLE001 - a crashed check is unknown, not valid
+                failures.append(Failure(name, f"{type(exc).__name__}: {exc}"))
+    finally:
+        db.close()
+    return found, failures
+
+
+def verify(
+    target: Target,
+    journal: Journal,
+    options: Options | None = None,
+    *,
+    settle: Callable[[], None] | None = None,
+    summary: bool = True,
+) -> Verification:
+    """Verify every node of `target` against `journal`; see the module docstring.
+
+    `settle`, given for a live run, is called after the primary's highest id is captured and
+    before its GTID position is: it must wait until writes in flight are decided and journaled
+    (the service's writers), so every row up to that id is final on the primary before the
+    barrier's position is taken. Raises `CheckerError` when nothing can be judged (no primary,
+    wrong credentials); anything less makes nodes or the verdict unknown.
+    """
+    o = options or Options()
+    started = time.monotonic()
+    run = _Run(target, journal, o)
+    history: dict[str, Any] = {}
+    bank_meta = journal.meta("bank_total")
+    bank_expected = int(bank_meta) if bank_meta is not None else None
+    # The journal's own checks need no MySQL: they run while the servers work.
+    history_thread = threading.Thread(
+        target=lambda: history.update(r=_history(journal, o.lag_bound, bank_expected)),
+        name="verify-history",
+        daemon=True,
+    )
+    try:
+        run.connect()
+        run.primary = primary = run.find_primary()
+        history_thread.start()
+        horizon = primary.id_bounds()[1]
+        live_since = time.time() if settle is not None else None
+        if settle is not None:
+            settle()
+        run.target_gtid = primary.gtid_position()
+        run.progress(f"barrier: waiting for replicas to reach {run.target_gtid or 'nothing'}")
+        run.barrier(run.target_gtid)
+        run.read_gtid_states()
+        run.id_range = run.id_bounds(horizon, live=settle is not None)
+        if run.id_range is not None:
+            run.chunk_pass(*run.id_range)
+            run.duplicates(run.id_range[1])
+        run.unplaced(live_since)
+        if bank_expected is not None:
+            run.bank_totals(bank_expected)
+        history_thread.join()
+        found, failed = history.get(
+            "r", ([], [Failure("history", "the journal checks did not finish")])
+        )
+        nodes = run.node_verdicts()
+        verdict = verdict_from_chunks(
+            run.checks,
+            counts=run.db.counts(),
+            nodes=nodes,
+            anomalies=[*run.anomalies, *found],
+            failures=[*run.failures, *failed],
+            cap=o.cap,
+        )
+    finally:
+        if history_thread.is_alive():
+            history_thread.join()
+        run.close()
+    result = Verification(
+        verdict=verdict,
+        run_id=run.run_id,
+        primary=run.primary.name if run.primary else None,
+        nodes=dict(run.reports),
+        gtid_target=run.target_gtid,
+        id_range=run.id_range,
+        chunks=run.chunks,
+        drilled=run.drilled,
+        fetched_rows=run.fetched,
+        seconds=time.monotonic() - started,
+    )
+    _log_summary(result, summary)
+    return result
+
+
+def _log_summary(result: Verification, summary: bool) -> None:
+    v = result.verdict
+    (log.info if summary else log.debug)(
+        "verification_done" if summary else "verification_details",
+        valid=v.valid.json,
+        seconds=round(result.seconds, 3),
+        primary=result.primary,
+        rows=sum(r.rows or 0 for r in result.nodes.values()),
+        foreign_rows=sum(r.foreign_rows or 0 for r in result.nodes.values()),
+        chunks=result.chunks,
+        drilled=result.drilled,
+        fetched_rows=result.fetched_rows,
+        unknown=sorted(n for n, nv in v.nodes.items() if nv.valid is Validity.UNKNOWN),
+        **{k: n for k, n in v.anomaly_counts.items() if n},
+    )
+
+
+# -- the running checker's hook -----------------------------------------------------------------
+def verify_service(service: Service) -> Verdict:
+    """`Service.verify_fn`: verify with the service's settings and journal. During a live run,
+    rows written after the verification started are left to the next one."""
+    settings = service.settings
+    options = Options(timeout=settings.verify_timeout, lag_bound=settings.lag_bound)
+    live = not service.stop_event.is_set()
+    try:
+        target = target_from_settings(settings)
+        settle = _settler(service) if live else None
+        return verify(target, service.journal, options, settle=settle, summary=False).verdict
+    except CheckerError as exc:
+        log.warning("verification_failed", error=str(exc))
+        return _failed(str(exc))
+    except Exception as exc:
+        # A crashed verification is unknown, never valid (and never a crash of the service).
+        log.exception("verification_crashed")
+        return _failed(f"{type(exc).__name__}: {exc}")
+
+
+def _failed(reason: str) -> Verdict:
+    return build_verdict([], failures=[Failure("verify", reason)])
+
+
+def _settler(service: Service) -> Callable[[], None]:
+    """Wait until each writer's attempt in flight at the call is decided and journaled (or the
+    statement timeout passes), then flush the journal."""
+
+    def settle() -> None:
+        marks = {w: w.seq for w in service.writers}
+        deadline = time.monotonic() + service.settings.writer.read_timeout + 1.0
+        db = _JournalDB(service.journal)
+        try:
+            while True:
+                service.journal.flush()
+                pending = [
+                    w
+                    for w, seq in marks.items()
+                    if seq > 0
+                    and w.seq == seq
+                    and w.conn is not None
+                    and w.is_alive()
+                    and db.max_seq(w.writer_id) < seq
+                ]
+                if not pending or time.monotonic() >= deadline:
+                    return
+                time.sleep(0.005)
+        finally:
+            db.close()
+
+    return settle
+
+
+def summary_lines(result: Verification) -> list[str]:
+    """A readable summary of a verification, for a terminal."""
+    v = result.verdict
+    word = {Validity.VALID: "VALID", Validity.INVALID: "INVALID", Validity.UNKNOWN: "UNKNOWN"}
+    c = v.counts
+    lines = [
+        f"{word[v.valid]}: run {result.run_id}, primary {result.primary}, "
+        f"{len(result.nodes)} node(s), {result.seconds:.1f} s",
+        f"  writes: {c.attempted} attempted, {c.ok} ok, {c.failed} failed, "
+        f"{c.indeterminate} indeterminate ({c.recovered} of them recovered)",
+    ]
+    for name, node in sorted(v.nodes.items()):
+        report = result.nodes.get(name)
+        state = {True: "valid", False: "INVALID", "unknown": "unknown"}[node.valid.json]
+        rows = "-" if node.rows is None else str(node.rows)
+        foreign = report.foreign_rows if report and report.foreign_rows else 0
+        extra = f", {foreign} foreign" if foreign else ""
+        why = f": {node.reason}" if node.reason else ""
+        lines.append(f"  {name:10} {node.role or '-':8} {state:8} rows {rows}{extra}{why}")
+    counted = {k: n for k, n in v.anomaly_counts.items() if n}
+    if counted:
+        lines.append("  anomalies: " + ", ".join(f"{k} {n}" for k, n in counted.items()))
+        lines.extend(f"    {_describe(a)}" for a in v.anomalies[:20])
+        if len(v.anomalies) > 20:
+            lines.append(
+                f"    ... {sum(counted.values()) - 20} more (--json shows up to {v.cap} per type)"
+            )
+    for f in v.failures:
+        lines.append(f"  could not check {f.detector}: {f.error}")
+    return lines
+
+
+def _describe(a: Anomaly) -> str:
+    where = " ".join(
+        x for x in (a.node, a.writer_id, None if a.seq is None else f"seq {a.seq}") if x
+    )
+    detail = ", ".join(
+        f"{k}={v}"
+        for k, v in a.evidence.items()
+        if isinstance(v, (int, float, str)) and k != "flavor"
+    )
+    return f"{a.type:13} {where}" + (f" ({detail})" if detail else "")

@@ -1,0 +1,143 @@
+"""`checker verify`: judge a journal against the nodes, with or without a running checker."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import replace
+from typing import Any, TextIO
+
+import click
+
+from checker import _logging
+from checker.errors import ConfigError
+from checker.journal import Journal
+from checker.settings import Settings, build, connection_options, parse_nodes
+from checker.verify import Options, Verification, summary_lines, target_from_settings
+from checker.verify import verify as run_verification
+
+EXIT_FOR: dict[bool | str, int] = {True: 0, False: 1, "unknown": 2}
+
+
+@click.command()
+@connection_options
+@click.option(
+    "--journal",
+    envvar="CHECKER_JOURNAL",
+    default="checker-journal.sqlite",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The run's journal (read only).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict JSON (docs/verdict.md).")
+@click.option(
+    "--timeout",
+    envvar="CHECKER_VERIFY_TIMEOUT",
+    type=click.FloatRange(min=0.0),
+    default=60.0,
+    show_default=True,
+    help="Seconds the GTID barrier waits for replicas; one that does not catch up is unknown.",
+)
+@click.option(
+    "--lag-bound",
+    envvar="CHECKER_LAG_BOUND",
+    type=click.FloatRange(min=0.0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Seconds a replica may lag before a read that misses an acknowledged write is stale.",
+)
+@click.option(
+    "--chunk-seconds",
+    type=click.FloatRange(min=0.01),
+    default=0.5,
+    show_default=True,
+    help="Target duration of one server-side checksum query.",
+)
+def verify(
+    as_json: bool, timeout: float, lag_bound: float, chunk_seconds: float, **raw: Any
+) -> int:
+    """Verify every node against a journal: VALID (exit 0), INVALID (1) or UNKNOWN (2).
+
+    Give the nodes with --lab DIR, or with --node NAME=URL (repeatable; add --writer URL to
+    say which is the primary, otherwise the only writable node is).
+    """
+    fmt = raw.get("log_format") or "auto"
+    _logging.configure(
+        json=None if fmt == "auto" else fmt == "json", level=raw.get("log_level") or "info"
+    )
+    settings, writer_given = _settings(raw)
+    journal = Journal.open_readonly(settings.journal)
+    try:
+        _check_journal_target(journal, settings, writer_given)
+        target = target_from_settings(settings)
+        if not writer_given:
+            target = replace(target, writer=None)
+        progress = _Progress(sys.stderr)
+        options = Options(
+            timeout=timeout,
+            lag_bound=lag_bound,
+            chunk_seconds=chunk_seconds,
+            progress=progress if progress.enabled else None,
+        )
+        try:
+            result = run_verification(target, journal, options)
+        finally:
+            progress.done()
+    finally:
+        journal.close()
+    _print(result, as_json)
+    return EXIT_FOR.get(result.verdict.valid.json, 2)
+
+
+def _settings(raw: dict[str, Any]) -> tuple[Settings, bool]:
+    """Settings from the options; without --lab or --writer, the first node stands in for the
+    writer (settings need one) and the primary is then found by asking every node."""
+    if raw.get("lab") or raw.get("writer"):
+        return build(raw), True
+    nodes = parse_nodes(raw.get("node"))
+    if not nodes:
+        raise ConfigError("which nodes to verify: give --lab DIR, or --node NAME=URL (repeatable)")
+    return build({**raw, "writer": next(iter(nodes.values()))}), False
+
+
+def _check_journal_target(journal: Journal, settings: Settings, writer_given: bool) -> None:
+    """Refuse a journal of another table; a journal of another address only gets a warning
+    (the same primary may be reached under another name from here)."""
+    recorded = journal.info.target
+    table = f"{settings.names.database}.{settings.names.ledger}"
+    if recorded and not recorded.endswith(f"/{table}"):
+        raise ConfigError(
+            f"journal {settings.journal} records writes to {recorded.rsplit('/', 1)[-1]}, "
+            f"not {table}: pass --database (and the table names) of that run"
+        )
+    w = settings.writer
+    if writer_given and recorded and not recorded.startswith(f"{w.host}:{w.port}/"):
+        _logging.get(__name__).warning(
+            "journal_target_differs", journal_target=recorded, writer=w.label()
+        )
+
+
+class _Progress:
+    """One line on stderr, rewritten in place, and only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.shown = False
+
+    def __call__(self, text: str) -> None:
+        self.stream.write(f"\r\033[Kverify: {text}")
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _print(result: Verification, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo("\n".join(summary_lines(result)))
