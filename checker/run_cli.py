@@ -106,6 +106,15 @@ def _configure_logs(raw: dict[str, Any]) -> None:
     help="Seconds the GTID barrier waits for replicas during a verification.",
 )
 @click.option(
+    "--reconnect-every",
+    envvar="CHECKER_RECONNECT_EVERY",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Mean seconds a writer keeps a connection (0: until it fails), like a pool's max "
+    "lifetime: exposes a zombie primary still serving old connections.",
+)
+@click.option(
     "--bank-accounts", envvar="CHECKER_BANK_ACCOUNTS", type=int, default=10, show_default=True
 )
 @click.option(

@@ -8,6 +8,7 @@ error: `run` refuses to start and says which.
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -176,6 +177,8 @@ class Service:
                     self.limiter,
                     self.nodes,
                 )
+                # Staggered, so that writers never all reconnect at the same moment.
+                w.lifetime = s.reconnect_every * (0.5 + random.random())
                 self.writers.append(w)
                 self.threads.append(w)
             if s.reader is not None:

@@ -49,6 +49,7 @@ class Settings:
     bank_accounts: int = 10
     bank_balance: int = 1000
     bank_concurrency: int = 2
+    reconnect_every: float = 5.0
     lab_dir: Path | None = None
     log_format: str = "auto"
     log_level: str = "info"
@@ -200,6 +201,9 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         bank_accounts=_number("--bank-accounts", raw.get("bank_accounts") or 10, int, 2),
         bank_balance=_number("--bank-balance", raw.get("bank_balance") or 1000, int, 1),
         bank_concurrency=_number("--bank-concurrency", raw.get("bank_concurrency") or 2, int, 1),
+        reconnect_every=_number(
+            "--reconnect-every", raw.get("reconnect_every", 5.0) or 0, float, 0
+        ),
         lab_dir=Path(lab_dir) if lab_dir else None,
         log_format=log_format,
         log_level=str(raw.get("log_level") or "info"),

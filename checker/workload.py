@@ -209,12 +209,15 @@ class LedgerWriter(Loop):
         )
         self.server: str | None = None
         self.node: str | None = None
+        self.lifetime = 0.0
+        self.connected_at = 0.0
 
     autocommit = False
 
     def on_connect(self, info: ServerInfo) -> None:
         self.server = info.identity
         self.node = self.nodes.name(info.server_id)
+        self.connected_at = time.monotonic()
 
     def step(self) -> None:
         if self.journal.error:
@@ -256,6 +259,10 @@ class LedgerWriter(Loop):
                 self.stop.wait(self.backoff.next())
         else:
             self.backoff.reset()
+            if self.lifetime and time.monotonic() - self.connected_at > self.lifetime:
+                # Like a pool's max lifetime: new connections follow the writer endpoint,
+                # old ones may still reach a zombie primary; both together expose split brain.
+                self.disconnect()
 
     def _write(
         self, seq: int, payload: bytes, digest: str
