@@ -47,6 +47,7 @@ from checker.core.verdict import (
     Validity,
     Verdict,
     build_verdict,
+    merge,
 )
 from checker.errors import DatabaseError
 from checker.mysql import Endpoint
@@ -334,19 +335,19 @@ class LiveAnalysis:
         )
 
     def merge_full(self, full: Verdict) -> Verdict:
-        """A full verification's verdict, with live-only findings (reads, acks) added."""
+        """A full verification's verdict, with live-only findings (reads, acks) added.
+
+        Only types the full verification found nothing of: it judges the whole journal, which
+        holds everything seen live, so adding its findings again would count them twice.
+        `merge` keeps the full verdict's exact counts (its examples are capped).
+        """
         extra = [
             a
             for a in self.anomalies.values()
             if a.type in ("stale", "non_monotonic", "split_brain", "bank_total")
+            and not full.anomaly_counts.get(a.type)
         ]
-        return build_verdict(
-            [*full.anomalies, *extra],
-            counts=full.counts,
-            nodes=full.nodes,
-            recovered=full.recovered,
-            failures=full.failures,
-        )
+        return merge([full, build_verdict(extra)]) if extra else full
 
 
 def node_verdicts(nodes: Iterable[str]) -> dict[str, NodeVerdict]:

@@ -68,11 +68,13 @@ if TYPE_CHECKING:
 __all__ = [
     "COPY_HASH_SQL",
     "ROW_HASH_SQL",
+    "LiveRun",
     "NodeReport",
     "Options",
     "Target",
     "Verification",
     "row_hash",
+    "summary_lines",
     "target_from_settings",
     "verify",
     "verify_service",
@@ -135,6 +137,19 @@ class Options:
     fetch_rows: int = 2_000
     cap: int = DEFAULT_CAP
     progress: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True)
+class LiveRun:
+    """What verifying a checker that is still writing needs from it.
+
+    `settle` is called once the primary's highest id has been captured: it returns when every
+    write in flight at that moment is decided and journaled. `writer_seqs` gives each live
+    writer's current seq: seqs it reserved beyond that are not a crash window.
+    """
+
+    settle: Callable[[], None]
+    writer_seqs: Callable[[], Mapping[str, int]]
 
 
 @dataclass(frozen=True)
@@ -512,20 +527,23 @@ class _JournalDB:
         ).fetchone()[0]
         return int(found or 0)
 
-    def counts(self) -> Counts:
-        """Attempts by outcome, the synthesized ones (the checker's crash window) included."""
+    def counts(self, live_seqs: Mapping[str, int] | None = None) -> Counts:
+        """Attempts by outcome, the synthesized ones (the checker's crash window) included;
+        a live writer's window ends at its current seq."""
+        live = live_seqs or {}
         by = {
             str(o): int(n)
             for o, n in self.db.execute("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome")
         }
-        unjournaled = sum(
-            max(0, int(upto) - int(n))
-            for upto, n in self.db.execute(
-                "SELECT r.upto, (SELECT COUNT(DISTINCT a.seq) FROM attempts a "
-                "WHERE a.writer_id = r.writer_id AND a.seq BETWEEN 1 AND r.upto) "
-                "FROM reservations r"
-            )
-        )
+        unjournaled = 0
+        for writer, upto in list(self.reserved.items()):
+            end = min(upto, live[writer]) if writer in live else upto
+            n = self.db.execute(
+                "SELECT COUNT(DISTINCT seq) FROM attempts WHERE writer_id = ? "
+                "AND seq BETWEEN 1 AND ?",
+                (writer, end),
+            ).fetchone()[0]
+            unjournaled += max(0, end - int(n))
         ok, failed = by.get("ok", 0), by.get("failed", 0)
         indeterminate = by.get("indeterminate", 0) + unjournaled
         return Counts(ok + failed + indeterminate, ok, failed, indeterminate)
@@ -1162,16 +1180,16 @@ def verify(
     journal: Journal,
     options: Options | None = None,
     *,
-    settle: Callable[[], None] | None = None,
+    live: LiveRun | None = None,
     summary: bool = True,
 ) -> Verification:
     """Verify every node of `target` against `journal`; see the module docstring.
 
-    `settle`, given for a live run, is called after the primary's highest id is captured and
-    before its GTID position is: it must wait until writes in flight are decided and journaled
-    (the service's writers), so every row up to that id is final on the primary before the
-    barrier's position is taken. Raises `CheckerError` when nothing can be judged (no primary,
-    wrong credentials); anything less makes nodes or the verdict unknown.
+    `live` is given when the checker is still writing: the check then stops at the primary's
+    highest id at the start, and `live.settle` runs before the GTID position is captured, so
+    every row up to that id is final on the primary before the barrier aims at it. Raises
+    `CheckerError` when nothing can be judged (no primary, wrong credentials); anything less
+    makes nodes or the verdict unknown.
     """
     o = options or Options()
     started = time.monotonic()
@@ -1190,14 +1208,17 @@ def verify(
         run.primary = primary = run.find_primary()
         history_thread.start()
         horizon = primary.id_bounds()[1]
-        live_since = time.time() if settle is not None else None
-        if settle is not None:
-            settle()
+        live_since = time.time() if live is not None else None
+        live_seqs = None
+        if live is not None:
+            live.settle()
+            # Everything up to these seqs is journaled now; later seqs are not a crash window.
+            live_seqs = dict(live.writer_seqs())
         run.target_gtid = primary.gtid_position()
         run.progress(f"barrier: waiting for replicas to reach {run.target_gtid or 'nothing'}")
         run.barrier(run.target_gtid)
         run.read_gtid_states()
-        run.id_range = run.id_bounds(horizon, live=settle is not None)
+        run.id_range = run.id_bounds(horizon, live=live is not None)
         if run.id_range is not None:
             run.chunk_pass(*run.id_range)
             run.duplicates(run.id_range[1])
@@ -1211,7 +1232,7 @@ def verify(
         nodes = run.node_verdicts()
         verdict = verdict_from_chunks(
             run.checks,
-            counts=run.db.counts(),
+            counts=run.db.counts(live_seqs),
             nodes=nodes,
             anomalies=[*run.anomalies, *found],
             failures=[*run.failures, *failed],
@@ -1237,6 +1258,11 @@ def verify(
     return result
 
 
+def _primary_rows(result: Verification) -> int | None:
+    report = result.nodes.get(result.primary) if result.primary else None
+    return report.rows if report else None
+
+
 def _log_summary(result: Verification, summary: bool) -> None:
     v = result.verdict
     (log.info if summary else log.debug)(
@@ -1244,7 +1270,7 @@ def _log_summary(result: Verification, summary: bool) -> None:
         valid=v.valid.json,
         seconds=round(result.seconds, 3),
         primary=result.primary,
-        rows=sum(r.rows or 0 for r in result.nodes.values()),
+        rows=_primary_rows(result),
         foreign_rows=sum(r.foreign_rows or 0 for r in result.nodes.values()),
         chunks=result.chunks,
         drilled=result.drilled,
@@ -1263,8 +1289,10 @@ def verify_service(service: Service) -> Verdict:
     live = not service.stop_event.is_set()
     try:
         target = target_from_settings(settings)
-        settle = _settler(service) if live else None
-        return verify(target, service.journal, options, settle=settle, summary=False).verdict
+        run = LiveRun(_settler(service), lambda: {w.writer_id: w.seq for w in service.writers})
+        return verify(
+            target, service.journal, options, live=run if live else None, summary=False
+        ).verdict
     except CheckerError as exc:
         log.warning("verification_failed", error=str(exc))
         return _failed(str(exc))
