@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress, islice, repeat
-from operator import attrgetter, is_, ne
+from itertools import groupby, repeat
+from operator import attrgetter, is_
 from typing import Any
 
 from checker.core.history import Attempt, Outcome
@@ -53,26 +53,22 @@ def primary_spans(attempts: Sequence[Attempt]) -> list[PrimarySpan]:
 
 
 def _spans(acked: Sequence[Attempt]) -> list[PrimarySpan]:
-    servers = list(map(_server, acked))
-    times: list[float] = list(map(_completed, acked))
-    # Acks come in runs of one identity (one primary at a time, hopefully): find the run
-    # boundaries in C and take min/max per run instead of looking at every ack in Python.
-    starts = [0, *compress(range(1, len(servers)), map(ne, servers, islice(servers, 1, None)))]
     spans: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
-    for i, j in zip(starts, [*starts[1:], len(servers)], strict=True):
-        server = servers[i]
+    # Acks come in long runs of one identity (one primary at a time, hopefully): grouping
+    # them and taking min/max per run runs in C, instead of looking at every ack in Python.
+    for server, group in groupby(acked, key=_server):
         if server is None:
             continue
-        run = times[i:j]
-        first, last = min(run), max(run)
+        run = list(group)
+        first, last = min(map(_completed, run)), max(map(_completed, run))
         span = spans.get(server)
         if span is None:
             spans[server] = [first, last]
         else:
             span[0] = min(span[0], first)
             span[1] = max(span[1], last)
-        counts[server] = counts.get(server, 0) + j - i
+        counts[server] = counts.get(server, 0) + len(run)
     return sorted(
         (
             PrimarySpan(server, first, last, counts[server])
@@ -112,8 +108,6 @@ def split_brain(attempts: Sequence[Attempt]) -> list[Anomaly]:
     first write it acknowledged from the start of the overlap on.
     """
     acked = _acked(attempts)
-    if len(set(map(_server, acked)) - {None}) < 2:
-        return []
     spans = _spans(acked)
     found = []
     for i, early in enumerate(spans):

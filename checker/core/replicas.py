@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from itertools import groupby, islice, repeat
-from operator import attrgetter, is_, le
+from itertools import groupby, repeat
+from operator import attrgetter, is_
 from typing import Any
 
 from checker.core.chunks import ChunkDiff
@@ -145,30 +145,44 @@ def stale(
     if not ordered:
         return []
     acked = _acked(attempts)
-    times: list[float] = list(map(_completed, acked))
-    if not all(map(le, times, islice(times, 1, None))):
-        acked = sorted(acked, key=_completed)
-        times = list(map(_completed, acked))
-    writers = list(map(attrgetter("writer_id"), acked))
-    seqs = list(map(attrgetter("seq"), acked))
     deadlines = [read.time - lag_bound for read in ordered]
+    stale_reads = _sweep(acked, ordered, deadlines)
+    if stale_reads is None:
+        acked = sorted(acked, key=_completed)
+        stale_reads = _sweep(acked, ordered, deadlines) or []
+    return [_stale_anomaly(read, deadline, acked, lag_bound) for read, deadline in stale_reads]
+
+
+def _sweep(
+    acked: Sequence[Attempt], ordered: Sequence[Read], deadlines: Sequence[float]
+) -> list[tuple[Read, float]] | None:
+    """Judge every read in one forward sweep over acks in completion order (None: they are not).
+
+    When an ack reaches the next read's deadline, that read is judged on the acks strictly
+    before it. Reads are few compared with acks, so the per-ack work is kept to a few
+    comparisons and one look-up, on the attempt objects themselves (building columns first
+    costs more than it saves).
+    """
     best: dict[str, int] = {}
     get = best.get
-    stale_reads: list[tuple[Read, float]] = []
+    out: list[tuple[Read, float]] = []
     r, n = 0, len(ordered)
-    # One forward sweep over the acks in completion order serves every read: when an ack
-    # reaches the next read's deadline, that read is judged on the acks strictly before it.
-    # Reads are few compared with acks, so the per-ack work is kept to two comparisons and
-    # one look-up.
-    upcoming = deadlines[0]
-    for t, w, s in zip(times, writers, seqs, strict=True):
+    upcoming = deadlines[0] if n else math.inf
+    previous = -math.inf
+    for a in acked:
+        t = a.complete_wall or 0.0  # never None: an OK attempt has its completion time
+        if t < previous:
+            return None
+        previous = t
         if t >= upcoming:
-            r = _judge(ordered, deadlines, r, t, best, stale_reads)
+            r = _judge(ordered, deadlines, r, t, best, out)
             upcoming = deadlines[r] if r < n else math.inf
-        if s > get(w, -1):
-            best[w] = s
-    _judge(ordered, deadlines, r, math.inf, best, stale_reads)
-    return [_stale_anomaly(read, deadline, acked, lag_bound) for read, deadline in stale_reads]
+        seq = a.seq
+        writer = a.writer_id
+        if seq > get(writer, -1):
+            best[writer] = seq
+    _judge(ordered, deadlines, r, math.inf, best, out)
+    return out
 
 
 def _judge(
