@@ -40,7 +40,10 @@ def test_recorded_history_gives_its_recorded_verdict(path: Path) -> None:
     found = sorted(([a.type, a.node, a.writer_id, a.seq] for a in verdict.anomalies), key=str)
     assert found == expected["anomalies"]
     assert verdict.counts.recovered == expected["recovered"]
-    assert sorted(n for n, v in verdict.nodes.items() if v.valid is Validity.UNKNOWN) == expected["unknown_nodes"]
+    assert (
+        sorted(n for n, v in verdict.nodes.items() if v.valid is Validity.UNKNOWN)
+        == expected["unknown_nodes"]
+    )
     assert Verdict.from_json(verdict.to_json()) == verdict
 
 
