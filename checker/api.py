@@ -20,7 +20,7 @@ import math
 import threading
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -99,6 +99,16 @@ class _Guard(BaseHTTPMiddleware):
 
 def create_app(service: Service) -> FastAPI:
     token = service.settings.api_token.reveal() if service.settings.api_token else None
+    return _build(service, token)
+
+
+def openapi_spec() -> dict[str, Any]:
+    """The API's OpenAPI document, without a running service (docs/openapi.json)."""
+    # The routes only touch the service when called; the spec needs none.
+    return _build(cast("Service", None), None).openapi()
+
+
+def _build(service: Service, token: str | None) -> FastAPI:
     app = FastAPI(
         title="mysql-chaos-checker",
         version="1",
@@ -202,3 +212,10 @@ class ApiServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+if __name__ == "__main__":  # `python -m checker.api > docs/openapi.json`
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(openapi_spec(), indent=2, sort_keys=True) + "\n")

@@ -227,6 +227,11 @@ def connect(endpoint: Endpoint, *, autocommit: bool = True, **kwargs: Any) -> py
     try:
         return _connect(endpoint, autocommit, _tls_args(endpoint), kwargs)
     except pymysql.err.OperationalError as exc:
+        if exc.args and exc.args[0] == CR_SERVER_LOST and "timed out" in str(exc):
+            raise UnreachableError(
+                f"no MySQL handshake from {endpoint.label()} within {endpoint.connect_timeout:g}s "
+                "(not a MySQL server, or a hung one)"
+            ) from None
         if exc.args and exc.args[0] == CR_SSL_CONNECTION_ERROR and endpoint.tls == "preferred":
             with _tls_lock:
                 _no_tls.add((endpoint.host, endpoint.port))

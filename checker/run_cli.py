@@ -185,6 +185,7 @@ def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
                 "counts": verdict.counts.to_dict(),
                 "anomaly_counts": {k: v for k, v in verdict.anomaly_counts.items() if v},
                 "journal": str(settings.journal),
+                "errors": [f"{f.detector}: {f.error}" for f in verdict.failures],
             },
             sort_keys=True,
         )
@@ -194,7 +195,7 @@ def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
 
 def _verify_fn() -> Any:
     try:
-        from checker.verify import verify_service  # type: ignore[import-not-found,unused-ignore]
+        from checker.verify import verify_service
     except ImportError:  # pragma: no cover - verification ships with the package
         return None
     return verify_service
@@ -244,6 +245,13 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 )
 @click.option("--database", default="integrity", show_default=True, envvar="CHECKER_DATABASE")
 @click.option("--print-grants", is_flag=True, help="Only print the SQL (DDL and grants) and exit.")
+@click.option(
+    "--flavor",
+    type=click.Choice(["mariadb", "mysql"]),
+    default="mariadb",
+    show_default=True,
+    help="With --print-grants: which server's grant names to print.",
+)
 def setup(
     lab: str | None,
     writer: str | None,
@@ -254,6 +262,7 @@ def setup(
     password_file: str | None,
     database: str,
     print_grants: bool,
+    flavor: str,
 ) -> int:
     """Create the checker's database, tables and (optionally) its least-privilege user."""
     _logging.configure()
@@ -261,7 +270,7 @@ def setup(
     if print_grants:
         for stmt in [
             *schema.ddl(names),
-            *schema.grants(names, create_user or "checker", user_host, "mariadb"),
+            *schema.grants(names, create_user or "checker", user_host, flavor),
         ]:
             click.echo(" ".join(stmt.split()) + ";")
         return 0

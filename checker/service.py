@@ -8,6 +8,7 @@ error: `run` refuses to start and says which.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -25,6 +26,8 @@ from checker.live import LiveAnalysis
 from checker.settings import Settings
 
 log = _logging.get("checker.service")
+# A skipped overlapping run is the intended behaviour (max_instances=1, coalesce), not news.
+logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 VerifyFn = Callable[["Service"], Verdict]
 

@@ -253,6 +253,7 @@ class LedgerWriter(Loop):
         self.journal.record_attempt(attempt)
         self.sink(attempt)
         if outcome is not Outcome.OK:
+            self.last_error = error
             # Any failure: reconnect, the writer endpoint may route somewhere else now.
             self.disconnect()
             if outcome is Outcome.FAILED:
