@@ -56,7 +56,7 @@ def test_mysql_unreachable_at_start_then_works(healthy: Lab, tmp_path: Path) -> 
 
 
 def test_a_paused_primary_neither_hangs_writers_nor_the_api(healthy: Lab, tmp_path: Path) -> None:
-    """With the primary SIGSTOPped beyond every timeout, writes end INDETERMINATE and HTTP answers."""
+    """With the primary SIGSTOPped past every timeout, writes end unacked and HTTP still answers."""
     lab = healthy
     # A generous lag bound: replicas do miss the last acked writes while the primary is frozen,
     # which is what `stale` reports; this test is about the checker staying responsive.
@@ -144,7 +144,10 @@ def test_full_journal_disk_is_unknown_then_recovers(healthy: Lab, small_disk: Pa
             timeout=5,
             what="writers to see it",
         )
-        time.sleep(0.5)  # noqa: TID251 - a bounded observation window: writes must not grow
+        cycles = service.live.cycles
+        wait_for(
+            lambda: service.live.cycles >= cycles + 2, timeout=30, what="two more analysis cycles"
+        )
         assert service.live.counts["ok"] <= stalled + len(service.writers)
         filler.unlink()
         wait_for(lambda: service.journal.error is None, timeout=30, what="the journal to recover")
