@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import groupby, repeat
-from operator import attrgetter, is_
+from itertools import groupby
+from operator import attrgetter, countOf
 from typing import Any
 
 from checker.core.history import Attempt, Outcome
@@ -39,7 +39,7 @@ class PrimarySpan:
 def _acked(attempts: Sequence[Attempt]) -> Sequence[Attempt]:
     ok = Outcome.OK
     # The driver passes acknowledged attempts already: checking that runs in C, filtering not.
-    if all(map(is_, map(_outcome, attempts), repeat(ok))):
+    if countOf(map(_outcome, attempts), ok) == len(attempts):
         return attempts
     return [a for a in attempts if a.outcome is ok]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from itertools import groupby, repeat
-from operator import attrgetter, is_
+from itertools import groupby
+from operator import attrgetter, countOf
 from typing import Any
 
 from checker.core.chunks import ChunkDiff
@@ -29,6 +29,7 @@ __all__ = [
 
 _FIELDS = Row._fields
 _completed = attrgetter("complete_wall")
+_time = attrgetter("time")
 _outcome = attrgetter("outcome")
 
 
@@ -127,7 +128,7 @@ def _read_order(r: Read) -> tuple[float, str, str, str, int, str]:
 def _acked(attempts: Sequence[Attempt]) -> Sequence[Attempt]:
     ok = Outcome.OK
     # The driver passes acknowledged attempts already: checking that runs in C, filtering not.
-    if all(map(is_, map(_outcome, attempts), repeat(ok))):
+    if countOf(map(_outcome, attempts), ok) == len(attempts):
         return attempts
     return [a for a in attempts if a.outcome is ok]
 
@@ -141,7 +142,9 @@ def stale(
     before t - lag_bound. Acknowledged attempts are swept once in completion order against the
     reads sorted by their deadline.
     """
-    ordered = sorted(reads, key=_read_order)
+    # Reads with equal deadlines are judged on the same acks, so their order among themselves
+    # does not matter here; the findings are sorted at the end.
+    ordered = sorted(reads, key=_time)
     if not ordered:
         return []
     acked = _acked(attempts)
@@ -150,6 +153,7 @@ def stale(
     if stale_reads is None:
         acked = sorted(acked, key=_completed)
         stale_reads = _sweep(acked, ordered, deadlines) or []
+    stale_reads.sort(key=lambda found: _read_order(found[0]))
     return [_stale_anomaly(read, deadline, acked, lag_bound) for read, deadline in stale_reads]
 
 
@@ -237,6 +241,11 @@ def _seen(read: Read) -> int:
     return -1 if read.max_seq is None else read.max_seq
 
 
+def _ev(a: Anomaly) -> tuple[int, str, str]:
+    seen = a.evidence["max_seq_visible"]
+    return (-1 if seen is None else seen, a.evidence["server"] or "", a.evidence["backend"])
+
+
 def non_monotonic(reads: Iterable[Read]) -> list[Anomaly]:
     """Reads of one backend node whose view of a writer went back in time.
 
@@ -251,7 +260,8 @@ def non_monotonic(reads: Iterable[Read]) -> list[Anomaly]:
             groups.setdefault((backend, read.writer_id), []).append(read)
     found: list[Anomaly] = []
     for (backend, writer), group in sorted(groups.items()):
-        group.sort(key=_read_order)
+        # Sorting on time alone is enough: reads of one instant are judged as a batch.
+        group.sort(key=_time)
         high: Read | None = None  # the first read, in time, that showed the highest seq so far
         for _, same_time in groupby(group, key=attrgetter("time")):
             batch = list(same_time)
@@ -277,4 +287,5 @@ def non_monotonic(reads: Iterable[Read]) -> list[Anomaly]:
             top = max(batch, key=_seen)
             if high is None or _seen(top) > _seen(high):
                 high = top
+    found.sort(key=lambda a: (a.node or "", a.writer_id or "", a.evidence["read_at"], _ev(a)))
     return found
