@@ -31,13 +31,13 @@ from checker.core.verdict import (
 
 __all__ = ["ChunkCheck", "analyze", "check_chunk", "count_outcomes", "verdict_from_chunks"]
 
-P = ParamSpec("P")
-T = TypeVar("T")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 def _guarded(
-    failures: list[Failure], name: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-) -> T | None:
+    failures: list[Failure], name: str, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+) -> _T | None:
     try:
         return fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - see below: a crash is recorded, not raised
@@ -94,7 +94,7 @@ class _Analysis:
         return self.nodes[state.node].valid is Validity.VALID
 
     def run(
-        self, name: str, fn: Callable[P, list[Anomaly]], *args: P.args, **kwargs: P.kwargs
+        self, name: str, fn: Callable[_P, list[Anomaly]], *args: _P.args, **kwargs: _P.kwargs
     ) -> None:
         found = _guarded(self.failures, name, fn, *args, **kwargs)
         if found is not None:
