@@ -802,7 +802,9 @@ class _Run:
             self.nodes.values(), self.pool.map(_Node.open, self.nodes.values()), strict=True
         ):
             if not opened:
-                log.warning("node_unreachable", node=node.name, reason=node.error)
+                # Debug only: the verdict names the node unknown with this reason (or the
+                # error does, if it was the primary).
+                log.debug("node_unreachable", node=node.name, reason=node.error)
 
     def find_primary(self) -> _Node:
         t = self.target
