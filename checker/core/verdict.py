@@ -59,7 +59,8 @@ class Validity(enum.Enum):
 
     @property
     def json(self) -> bool | str:
-        return self.value  # type: ignore[no-any-return]
+        value: bool | str = self.value
+        return value
 
     @classmethod
     def from_json(cls, value: object) -> Validity:
