@@ -25,6 +25,7 @@ def cli() -> None:
 def _register() -> None:
     from checker.demo import demo
     from checker.lab.cli import lab
+    from checker.report_cli import report
     from checker.run_cli import run, setup
     from checker.verify_cli import verify
 
@@ -32,6 +33,7 @@ def _register() -> None:
     cli.add_command(setup)
     cli.add_command(run)
     cli.add_command(verify)
+    cli.add_command(report)
     cli.add_command(demo)
 
 
