@@ -197,6 +197,13 @@ class Journal:
                         "start a new one"
                     )
                 if not readonly:
+                    existing = set(sa.inspect(conn).get_table_names())
+                    if existing and "meta" not in existing:
+                        # Never add our tables to somebody else's database.
+                        raise JournalError(
+                            f"{self.path} is an SQLite file but not a checker journal: "
+                            "give a new --journal path"
+                        )
                     _md.create_all(conn)
                     conn.commit()
         except sa.exc.DatabaseError as exc:

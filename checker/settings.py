@@ -91,6 +91,12 @@ def parse_nodes(
     return nodes
 
 
+def _get(raw: Mapping[str, Any], key: str, default: Any) -> Any:
+    """The raw value, or `default` when it was not given (None or empty) — but 0 stays 0."""
+    value = raw.get(key)
+    return default if value is None or value == "" else value
+
+
 def _number(name: str, value: Any, kind: type, minimum: float | None = None) -> Any:
     try:
         number = kind(value)
@@ -120,6 +126,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         from checker.lab.topology import Lab
 
         lab = Lab(lab_dir)
+        lab.load()  # "no lab at DIR" before anything else
         lab_user = user or "checker"
         # The lab's generated password for its own users, unless one was given explicitly.
         pw = password if password is not None else lab.secret(lab_user)
@@ -149,8 +156,8 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
                 "no MySQL password: set CHECKER_PASSWORD or CHECKER_PASSWORD_FILE, "
                 "or pass --password-file"
             )
-    connect_timeout = _number("--connect-timeout", raw.get("connect_timeout") or 3.0, float, 0.1)
-    read_timeout = _number("--statement-timeout", raw.get("statement_timeout") or 5.0, float, 0.1)
+    connect_timeout = _number("--connect-timeout", _get(raw, "connect_timeout", 3.0), float, 0.1)
+    read_timeout = _number("--statement-timeout", _get(raw, "statement_timeout", 5.0), float, 0.1)
 
     tls = str(raw.get("tls") or ("disabled" if lab_dir else "preferred"))
     if tls not in ("preferred", "required", "disabled"):
@@ -185,22 +192,22 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         names=names,
         journal=Path(raw.get("journal") or "checker-journal.sqlite"),
         workloads=workloads,
-        concurrency=_number("--concurrency", raw.get("concurrency") or 4, int, 1),
-        rate=_number("--rate", raw.get("rate") or 0, float, 0),
+        concurrency=_number("--concurrency", _get(raw, "concurrency", 4), int, 1),
+        rate=_number("--rate", _get(raw, "rate", 0), float, 0),
         duration=_number("--duration", duration, float, 0.1)
         if duration not in (None, "")
         else None,
         http=parse_http(raw.get("http")),
         api_token=token,
-        lag_bound=_number("--lag-bound", raw.get("lag_bound") or 5.0, float, 0.01),
+        lag_bound=_number("--lag-bound", _get(raw, "lag_bound", 5.0), float, 0.01),
         analysis_interval=_number(
-            "--analysis-interval", raw.get("analysis_interval") or 1.0, float, 0.05
+            "--analysis-interval", _get(raw, "analysis_interval", 1.0), float, 0.05
         ),
-        verify_interval=_number("--verify-interval", raw.get("verify_interval") or 0, float, 0),
-        verify_timeout=_number("--verify-timeout", raw.get("verify_timeout") or 60.0, float, 0.1),
-        bank_accounts=_number("--bank-accounts", raw.get("bank_accounts") or 10, int, 2),
-        bank_balance=_number("--bank-balance", raw.get("bank_balance") or 1000, int, 1),
-        bank_concurrency=_number("--bank-concurrency", raw.get("bank_concurrency") or 2, int, 1),
+        verify_interval=_number("--verify-interval", _get(raw, "verify_interval", 0), float, 0),
+        verify_timeout=_number("--verify-timeout", _get(raw, "verify_timeout", 60.0), float, 0.1),
+        bank_accounts=_number("--bank-accounts", _get(raw, "bank_accounts", 10), int, 2),
+        bank_balance=_number("--bank-balance", _get(raw, "bank_balance", 1000), int, 1),
+        bank_concurrency=_number("--bank-concurrency", _get(raw, "bank_concurrency", 2), int, 1),
         reconnect_every=_number(
             "--reconnect-every", raw.get("reconnect_every", 5.0) or 0, float, 0
         ),
