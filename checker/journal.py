@@ -456,26 +456,50 @@ class Journal:
     def attempts(self) -> Iterator[Attempt]:
         """Every journaled attempt in (writer_id, seq) order, plus one INDETERMINATE attempt
         (payload unknown) for each reserved seq that has none: the checker's own crash window
-        (module docstring). Streams: memory does not grow with the journal."""
+        (module docstring). Streams: memory does not grow with the journal.
+
+        Read through the DB-API cursor directly: a million SQLAlchemy rows cost ~50 s, plain
+        tuples a few."""
         with self.engine.connect() as conn:
             reserved = {r.writer_id: int(r.upto) for r in conn.execute(sa.select(reservations_t))}
-            result = conn.execution_options(stream_results=True, yield_per=5000).execute(
-                sa.select(attempts_t).order_by(attempts_t.c.writer_id, attempts_t.c.seq)
+        raw = self.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute(
+                "SELECT writer_id, seq, payload_sha256, outcome, invoke_wall, complete_wall, "
+                "invoke_mono, complete_mono, server, node, row_id, error FROM attempts "
+                "ORDER BY writer_id, seq"
             )
             writer: str | None = None
             last = 0
-            for row in result:
-                if row.writer_id != writer:
-                    if writer is not None:
-                        yield from _unjournaled(writer, last, reserved.pop(writer, 0))
-                    writer, last = row.writer_id, 0
-                yield from _unjournaled(
-                    row.writer_id, last, min(row.seq - 1, reserved.get(writer, 0))
-                )
-                last = max(last, row.seq)
-                yield _attempt(row)
+            outcomes = {o.value: o for o in Outcome}
+            while rows := cur.fetchmany(5000):
+                for w, seq, digest, outcome, iw, cw, im, cm, server, node, row_id, error in rows:
+                    if w != writer:
+                        if writer is not None:
+                            yield from _unjournaled(writer, last, reserved.pop(writer, 0))
+                        writer, last = w, 0
+                    if seq - 1 > last and reserved.get(w, 0) > last:
+                        yield from _unjournaled(w, last, min(seq - 1, reserved[w]))
+                    last = max(last, seq)
+                    yield Attempt(
+                        w,
+                        seq,
+                        digest,
+                        outcomes[outcome],
+                        iw,
+                        cw,
+                        im,
+                        cm,
+                        server,
+                        node,
+                        row_id,
+                        error,
+                    )
             if writer is not None:
                 yield from _unjournaled(writer, last, reserved.pop(writer, 0))
+        finally:
+            raw.close()
         for writer_id, upto in sorted(reserved.items()):
             yield from _unjournaled(writer_id, 0, upto)
 
