@@ -340,9 +340,9 @@ def server_info(conn: Any) -> ServerInfo:
 def gtid_executed(conn: Any, flavor: str) -> str:
     """The server's executed GTID set in its own syntax.
 
-    MariaDB: `@@gtid_binlog_state` is not what was *executed* on a replica with log_slave_updates
-    off, so we take `@@gtid_current_pos` (binlog or slave pos, whichever is newer per domain).
-    MySQL: `@@gtid_executed`.
+    MariaDB: `@@gtid_current_pos`, one position per domain: right for "has the replica caught
+    up" (`gtid_contains`), wrong for errant-GTID checks, which need every (domain, server_id)
+    pair of `@@gtid_binlog_state` (checker.verify reads that). MySQL: `@@gtid_executed`.
     """
     with conn.cursor() as cur:
         cur.execute(

@@ -19,7 +19,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from checker import _logging, mysql, schema, workload
-from checker.core.verdict import Failure, Validity, Verdict, build_verdict
+from checker.core.verdict import Failure, Validity, Verdict, build_verdict, merge
 from checker.errors import AuthError, CheckerError, DatabaseError, GrantError, SchemaError
 from checker.journal import Journal
 from checker.live import LiveAnalysis
@@ -291,13 +291,8 @@ class Service:
         )
         if not problems:
             return base
-        return build_verdict(
-            base.anomalies,
-            counts=base.counts,
-            nodes=base.nodes,
-            recovered=base.recovered,
-            failures=[*base.failures, *problems],
-        )
+        # merge, not build_verdict(base.anomalies...): those are capped examples, counts are not.
+        return merge([base, build_verdict([], failures=problems)])
 
     def verify(self) -> Verdict:
         """A full verification now (POST /verify, the periodic job, the end of a run)."""
