@@ -9,7 +9,9 @@ POST /annotations   {"name", "phase": "start"|"end", "time"?}: chaos activities,
 GET  /annotations   the annotations so far
 GET  /metrics       Prometheus text format
 
-POST routes require `Authorization: Bearer <token>` when the checker has an API token.
+GET  /journal       a consistent snapshot of the journal (SQLite), e.g. for `checker report`
+
+POST routes and /journal require `Authorization: Bearer <token>` when the checker has a token.
 Errors are JSON `{"error": "..."}` with a 4xx/5xx status, never a stack trace.
 """
 
@@ -17,6 +19,9 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
+import sqlite3
+import tempfile
 import threading
 import time
 from datetime import datetime
@@ -25,8 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
@@ -40,7 +46,8 @@ if TYPE_CHECKING:
 
 log = _logging.get("checker.api")
 MAX_BODY = 64 * 1024
-_PROTECTED = frozenset({"/verify", "/annotations"})
+# Routes that change something, and the journal download: bearer token when one is set.
+_PROTECTED = frozenset({("POST", "/verify"), ("POST", "/annotations"), ("GET", "/journal")})
 
 
 class Annotation(BaseModel):
@@ -81,16 +88,14 @@ class _Guard(BaseHTTPMiddleware):
         self.token = token
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if self.token and (request.method, request.url.path) in _PROTECTED:
+            given = request.headers.get("authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                return _error(401, "missing or wrong bearer token (Authorization: Bearer <token>)")
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             length = request.headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
                 return _error(413, f"request body too large (limit {MAX_BODY} bytes)")
-            if self.token and request.method == "POST" and request.url.path in _PROTECTED:
-                given = request.headers.get("authorization", "")
-                if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
-                    return _error(
-                        401, "missing or wrong bearer token (Authorization: Bearer <token>)"
-                    )
             body = await request.body()
             if len(body) > MAX_BODY:
                 return _error(413, f"request body too large (limit {MAX_BODY} bytes)")
@@ -170,6 +175,25 @@ def _build(service: Service, token: str | None) -> FastAPI:
     @app.get("/annotations")
     def annotations() -> list[dict[str, Any]]:
         return list(service.annotations)
+
+    @app.get("/journal", response_class=FileResponse)
+    def journal() -> FileResponse:
+        """A consistent snapshot of the journal (SQLite online backup), for reports elsewhere."""
+        service.journal.flush()
+        fd, tmp = tempfile.mkstemp(prefix="checker-journal-", suffix=".sqlite")
+        os.close(fd)
+        src, dst = sqlite3.connect(service.journal.path), sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        return FileResponse(
+            tmp,
+            media_type="application/vnd.sqlite3",
+            filename="checker-journal.sqlite",
+            background=BackgroundTask(os.unlink, tmp),
+        )
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:

@@ -6,6 +6,7 @@ Each feature keeps its commands in its own module and registers them here. User 
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Sequence
 
@@ -15,29 +16,43 @@ from checker import __version__
 from checker.errors import CheckerError
 from checker.secrets import redact
 
+# Each command lives in its own module, imported only when that command runs: `checker lab`
+# need not pay for FastAPI and SQLAlchemy. name -> (module, attribute, one-line help).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "lab": ("checker.lab.cli", "lab", "Start, inspect, break and stop the local MySQL lab."),
+    "setup": (
+        "checker.run_cli",
+        "setup",
+        "Create the schema and the checker's least-privilege user.",
+    ),
+    "run": ("checker.run_cli", "run", "Write sequenced rows, read them back, keep a verdict."),
+    "verify": ("checker.verify_cli", "verify", "Verify every node against a journal."),
+    "report": ("checker.report_cli", "report", "Write the HTML report of a run."),
+    "gameday": ("checker.gameday_cli", "gameday", "Run chaos experiments on a schedule."),
+    "demo": ("checker.demo", "demo", "The whole job on a fresh local lab, end to end."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, _, help_) in COMMANDS.items()])
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="checker")
 def cli() -> None:
     """Prove that a MySQL/MariaDB topology loses, duplicates and corrupts nothing under chaos."""
-
-
-def _register() -> None:
-    from checker.demo import demo
-    from checker.lab.cli import lab
-    from checker.report_cli import report
-    from checker.run_cli import run, setup
-    from checker.verify_cli import verify
-
-    cli.add_command(lab)
-    cli.add_command(setup)
-    cli.add_command(run)
-    cli.add_command(verify)
-    cli.add_command(report)
-    cli.add_command(demo)
-
-
-_register()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 import pymysql.cursors
-import sqlalchemy as sa
 
 from checker.errors import (
     AuthError,
@@ -264,8 +263,10 @@ def _connect(
     )
 
 
-def engine(endpoint: Endpoint, **kwargs: Any) -> sa.Engine:
+def engine(endpoint: Endpoint, **kwargs: Any) -> Any:
     """A SQLAlchemy engine for the endpoint (PyMySQL driver, pre-ping, short timeouts)."""
+    import sqlalchemy as sa  # only here: most commands never need SQLAlchemy's import time
+
     url = sa.URL.create(
         "mysql+pymysql",
         username=endpoint.user,

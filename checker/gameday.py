@@ -1,0 +1,524 @@
+"""Scheduled game days: run chaos experiments against a checked MySQL and keep the evidence.
+
+A plan (YAML) names the experiments with their schedules, the checker to use (a running one's
+URL, or one to start), where results go and how many runs to keep, and an optional webhook:
+
+```yaml
+checker:
+  url: http://127.0.0.1:8080          # a running checker ...
+  token_file: /secrets/checker-token  # its API token, if it has one
+  # start: {lab: .lab, journal: gameday.sqlite}   # ... or start one for the game day
+experiments:
+  - name: kubelet-stop
+    path: experiments/local/kubelet-stop.json
+    schedule: "0 3 * * 1"             # cron: 5 fields (6 with seconds first), in `timezone`
+    vars: {lab_dir: .lab}             # chaos run --var k=v (checker_url is added)
+    var_files: []                     # chaos run --var-file
+    timeout: 900                      # seconds before the chaos run is stopped
+results: {dir: gameday-results, keep: 20}
+webhook: {url: http://127.0.0.1:9000/hook, token_file: null}
+timezone: UTC
+```
+
+Each run: annotate the checker -> `chaos run` the experiment -> full verification -> report
+into a dated folder (chaos journal, verdict.json, the checker journal snapshot, report/) ->
+webhook with a summary. Runs never overlap: a run due while another is going is skipped and
+logged (APScheduler `max_instances=1`, `coalesce=True`, plus one lock across experiments, since
+two experiments on one cluster would spoil each other's evidence).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from checker import _logging, secrets
+from checker.errors import CheckerError, ConfigError
+from checker.secrets import redact
+
+log = _logging.get("checker.gameday")
+EXIT_FOR = {"True": 0, "False": 1, "unknown": 2}
+_SEVERITY = {"True": 0, "False": 2, "unknown": 1}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: Path
+    schedule: str | None
+    vars: dict[str, str] = field(default_factory=dict)
+    var_files: tuple[Path, ...] = ()
+    timeout: float = 900.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    experiments: tuple[Experiment, ...]
+    checker_url: str | None
+    checker_token: secrets.Secret | None
+    start: dict[str, Any] | None
+    results_dir: Path
+    keep: int
+    webhook_url: str | None
+    webhook_token: secrets.Secret | None
+    timezone: str = "UTC"
+
+
+def _fail(path: Path, what: str) -> ConfigError:
+    return ConfigError(f"game-day plan {path}: {what}")
+
+
+def load_plan(path: str | os.PathLike[str]) -> Plan:
+    """Parse and validate a plan file; every problem is one line naming the key."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"game-day plan {p} does not exist") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise _fail(p, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise _fail(p, "must be a mapping with `experiments`, `checker` and `results`")
+    base = p.parent
+    unknown = set(data) - {"experiments", "checker", "results", "webhook", "timezone"}
+    if unknown:
+        raise _fail(p, f"unknown key(s) {', '.join(sorted(unknown))}")
+    experiments = tuple(
+        _experiment(p, base, i, e) for i, e in enumerate(data.get("experiments") or [])
+    )
+    if not experiments:
+        raise _fail(p, "`experiments` lists no experiment")
+    names = [e.name for e in experiments]
+    if len(set(names)) != len(names):
+        raise _fail(p, "experiment names must be unique")
+    checker = data.get("checker") or {}
+    if not isinstance(checker, dict) or not (checker.get("url") or checker.get("start")):
+        raise _fail(
+            p, "`checker` needs `url` (a running checker) or `start` (options to start one)"
+        )
+    if checker.get("start") is not None and not isinstance(checker["start"], dict):
+        raise _fail(p, "`checker.start` must be a mapping of `checker run` options")
+    results = data.get("results") or {}
+    if not isinstance(results, dict):
+        raise _fail(p, "`results` must be a mapping with `dir` and `keep`")
+    keep = results.get("keep", 20)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep < 1:
+        raise _fail(p, f"`results.keep` must be a whole number >= 1, not {keep!r}")
+    webhook = data.get("webhook") or {}
+    if not isinstance(webhook, dict):
+        raise _fail(p, "`webhook` must be a mapping with `url`")
+    tz = str(data.get("timezone") or "UTC")
+    for e in experiments:
+        if e.schedule:
+            try:
+                _trigger(e.schedule, tz)
+            except ValueError as exc:
+                raise _fail(
+                    p, f"experiment {e.name!r}: bad schedule {e.schedule!r} ({exc})"
+                ) from None
+    return Plan(
+        experiments=experiments,
+        checker_url=str(checker["url"]).rstrip("/") if checker.get("url") else None,
+        checker_token=secrets.resolve(
+            file=_path(base, checker.get("token_file")), env=None, what="checker token"
+        ),
+        start=dict(checker["start"]) if checker.get("start") else None,
+        results_dir=_path(base, results.get("dir") or "gameday-results")
+        or base / "gameday-results",
+        keep=keep,
+        webhook_url=str(webhook["url"]) if webhook.get("url") else None,
+        webhook_token=secrets.resolve(
+            file=_path(base, webhook.get("token_file")), env=None, what="webhook token"
+        ),
+        timezone=tz,
+    )
+
+
+def _path(base: Path, value: Any) -> Path | None:
+    if not value:
+        return None
+    path = Path(str(value))
+    return path if path.is_absolute() else base / path
+
+
+def _experiment(plan: Path, base: Path, i: int, e: Any) -> Experiment:
+    if not isinstance(e, dict):
+        raise _fail(plan, f"experiments[{i}] must be a mapping with name, path and schedule")
+    name = e.get("name")
+    if not name or not isinstance(name, str) or "/" in name:
+        raise _fail(plan, f"experiments[{i}] needs a `name` (text, no '/')")
+    path = _path(base, e.get("path"))
+    if path is None or not path.is_file():
+        raise _fail(plan, f"experiment {name!r}: `path` {e.get('path')!r} is not a file")
+    vars_ = e.get("vars") or {}
+    if not isinstance(vars_, dict):
+        raise _fail(plan, f"experiment {name!r}: `vars` must be a mapping")
+    timeout = e.get("timeout", 900)
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise _fail(plan, f"experiment {name!r}: `timeout` must be a positive number of seconds")
+    files = tuple(p for p in (_path(base, f) for f in e.get("var_files") or []) if p is not None)
+    return Experiment(
+        name=name,
+        path=path,
+        schedule=str(e["schedule"]) if e.get("schedule") else None,
+        vars={str(k): str(v) for k, v in vars_.items()},
+        var_files=files,
+        timeout=float(timeout),
+    )
+
+
+def _trigger(schedule: str, tz: str) -> CronTrigger:
+    fields = schedule.split()
+    if len(fields) == 6:  # seconds first, as in Quartz-style crons
+        second, minute, hour, day, month, dow = fields
+        return CronTrigger(
+            second=second,
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=dow,
+            timezone=tz,
+        )
+    if len(fields) == 5:
+        return CronTrigger.from_crontab(schedule, timezone=tz)
+    raise ValueError(
+        "a cron needs 5 fields (minute hour day month weekday), or 6 with seconds first"
+    )
+
+
+class CheckerClient:
+    """The few calls a game day makes to a checker's HTTP API."""
+
+    def __init__(self, url: str, token: secrets.Secret | None, timeout: float = 600.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {token.reveal()}"} if token else {}
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            r = requests.request(
+                method,
+                self.url + path,
+                headers=self.headers,
+                timeout=kwargs.pop("timeout", 30),
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            raise CheckerError(
+                f"the checker at {self.url} did not answer {method} {path}: {redact(str(exc))}"
+            ) from None
+        if r.status_code >= 400:
+            raise CheckerError(
+                f"the checker at {self.url} answered {method} {path} with {r.status_code}: "
+                f"{redact(r.text[:300])}"
+            )
+        return r
+
+    def annotate(self, name: str, phase: str, detail: str | None = None) -> None:
+        self._call("POST", "/annotations", json={"name": name, "phase": phase, "detail": detail})
+
+    def verify(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", "/verify", timeout=self.timeout).json()
+        return result
+
+    def verdict(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", "/verdict").json()
+        return result
+
+    def journal(self, dest: Path) -> None:
+        r = self._call("GET", "/journal", timeout=self.timeout, stream=True)
+        with dest.open("wb") as f:
+            for chunk in r.iter_content(1 << 16):
+                f.write(chunk)
+
+
+class GameDay:
+    """Runs a plan, once or on schedule."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        self.lock = threading.Lock()
+        self.checker: CheckerClient | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.runs: list[dict[str, Any]] = []
+        self.skipped: list[str] = []
+
+    # -- the checker --------------------------------------------------------------------------
+    def connect(self) -> CheckerClient:
+        if self.plan.checker_url:
+            self.checker = CheckerClient(self.plan.checker_url, self.plan.checker_token)
+        else:
+            self.checker = self._start_checker(self.plan.start or {})
+        return self.checker
+
+    def _start_checker(self, options: dict[str, Any]) -> CheckerClient:
+        self._tmp = tempfile.TemporaryDirectory(prefix="gameday-")
+        ready = Path(self._tmp.name) / "ready.json"
+        args = [
+            sys.executable,
+            "-m",
+            "checker.cli",
+            "run",
+            "--http",
+            "127.0.0.1:0",
+            "--ready-file",
+            str(ready),
+        ]
+        for key, value in options.items():
+            args += [f"--{str(key).replace('_', '-')}", str(value)]
+        log_path = self.plan.results_dir / "checker.log"
+        self.plan.results_dir.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as out:
+            self._proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + 120
+        while not ready.exists():
+            if self._proc.poll() is not None:
+                raise CheckerError(
+                    f"the game day's checker exited at start (exit {self._proc.returncode}); "
+                    f"see {log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise CheckerError(
+                    f"the game day's checker did not start within 120 s; see {log_path}"
+                )
+            time.sleep(0.1)
+        url = json.loads(ready.read_text())["url"]
+        log.info("gameday_checker_started", url=url, pid=self._proc.pid)
+        return CheckerClient(url, None)
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    # -- one run --------------------------------------------------------------------------------
+    def run(self, exp: Experiment) -> dict[str, Any] | None:
+        """One run of `exp`, unless another run is going (then skipped, logged, None)."""
+        if not self.lock.acquire(blocking=False):
+            log.warning(
+                "gameday_run_skipped", experiment=exp.name, reason="another run is still going"
+            )
+            self.skipped.append(exp.name)
+            return None
+        try:
+            return self._run(exp)
+        finally:
+            self.lock.release()
+
+    def _run(self, exp: Experiment) -> dict[str, Any]:
+        checker = self.checker or self.connect()
+        started = datetime.now(UTC)
+        folder = self.plan.results_dir / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{exp.name}"
+        folder.mkdir(parents=True, exist_ok=False)
+        log.info("gameday_run_started", experiment=exp.name, folder=str(folder))
+        summary: dict[str, Any] = {
+            "experiment": exp.name,
+            "started": started.isoformat(),
+            "folder": str(folder),
+        }
+        try:
+            checker.annotate(f"gameday {exp.name}", "start", detail=str(exp.path))
+            summary["chaos_status"] = self._chaos(exp, checker.url, folder)
+            verdict = checker.verify()
+            checker.annotate(f"gameday {exp.name}", "end", detail=summary["chaos_status"])
+            (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, sort_keys=True))
+            summary["valid"] = verdict.get("valid")
+            summary["anomaly_counts"] = {
+                k: v for k, v in (verdict.get("anomaly_counts") or {}).items() if v
+            }
+            summary["report"] = self._report(checker, folder)
+        except CheckerError as exc:
+            summary["valid"] = "unknown"
+            summary["error"] = str(exc)
+            log.error("gameday_run_failed", experiment=exp.name, error=str(exc))
+        summary["finished"] = datetime.now(UTC).isoformat()
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        self._prune(exp.name)
+        self._webhook(summary)
+        self.runs.append(summary)
+        log.info(
+            "gameday_run_done",
+            experiment=exp.name,
+            valid=summary["valid"],
+            chaos_status=summary.get("chaos_status"),
+            folder=str(folder),
+        )
+        return summary
+
+    def _chaos(self, exp: Experiment, checker_url: str, folder: Path) -> str:
+        chaos = shutil.which("chaos", path=str(Path(sys.executable).parent)) or shutil.which(
+            "chaos"
+        )
+        if chaos is None:
+            raise CheckerError("the `chaos` command is not installed (pip install chaostoolkit)")
+        args = [
+            chaos,
+            "run",
+            str(exp.path.resolve()),
+            "--journal-path",
+            str(folder / "journal.json"),
+            "--rollback-strategy",
+            "always",
+        ]
+        variables = {"checker_url": checker_url, **exp.vars}
+        for key, value in variables.items():
+            args += ["--var", f"{key}={value}"]
+        for f in exp.var_files:
+            args += ["--var-file", str(f.resolve())]
+        with (folder / "chaos.log").open("wb") as out:
+            try:
+                proc = subprocess.run(
+                    args,
+                    cwd=folder,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    timeout=exp.timeout,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                return "timed out"
+        try:
+            status = str(json.loads((folder / "journal.json").read_text()).get("status"))
+        except (OSError, ValueError):
+            status = f"failed (exit {proc.returncode}, no journal; see chaos.log)"
+        return status
+
+    def _report(self, checker: CheckerClient, folder: Path) -> str | None:
+        """The HTML report from a snapshot of the checker's journal (GET /journal)."""
+        snapshot = folder / "checker-journal.sqlite"
+        try:
+            checker.journal(snapshot)
+        except CheckerError as exc:
+            log.warning("gameday_no_journal", error=str(exc))
+            return None
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "checker.cli",
+                "report",
+                "--journal",
+                str(snapshot),
+                "--chaos-journal",
+                str(folder / "journal.json"),
+                "--verdict",
+                str(folder / "verdict.json"),
+                "--out",
+                str(folder / "report"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if proc.returncode != 0:
+            log.warning("gameday_report_failed", error=redact(proc.stderr.strip()[-500:]))
+            return None
+        return str(folder / "report" / "index.html")
+
+    def _prune(self, name: str) -> None:
+        runs = sorted(d for d in self.plan.results_dir.glob(f"*-{name}") if d.is_dir())
+        for old in runs[: max(0, len(runs) - self.plan.keep)]:
+            shutil.rmtree(old, ignore_errors=True)
+            log.info("gameday_run_pruned", folder=str(old))
+
+    def _webhook(self, summary: dict[str, Any]) -> None:
+        if not self.plan.webhook_url:
+            return
+        headers = (
+            {"Authorization": f"Bearer {self.plan.webhook_token.reveal()}"}
+            if self.plan.webhook_token
+            else {}
+        )
+        try:
+            r = requests.post(self.plan.webhook_url, json=summary, headers=headers, timeout=30)
+            r.raise_for_status()
+        except requests.RequestException as exc:
+            # A broken webhook must not lose the run: the folder has everything.
+            log.warning("gameday_webhook_failed", error=redact(str(exc)))
+
+    # -- the two modes --------------------------------------------------------------------------
+    def once(self) -> int:
+        """Every experiment now, one after the other; the worst verdict's exit status."""
+        worst = "True"
+        try:
+            for exp in self.plan.experiments:
+                summary = self.run(exp)
+                valid = str(summary["valid"]) if summary else "unknown"
+                if _SEVERITY.get(valid, 1) > _SEVERITY[worst]:
+                    worst = valid if valid in _SEVERITY else "unknown"
+        finally:
+            self.close()
+        return EXIT_FOR[worst]
+
+    def scheduler(self) -> BackgroundScheduler:
+        sched = BackgroundScheduler(
+            timezone=self.plan.timezone,
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 60},
+        )
+        for exp in self.plan.experiments:
+            if exp.schedule:
+                sched.add_job(
+                    self.run,
+                    _trigger(exp.schedule, self.plan.timezone),
+                    args=[exp],
+                    id=exp.name,
+                    name=exp.name,
+                )
+
+        def skipped(event: JobExecutionEvent) -> None:
+            log.warning(
+                "gameday_run_skipped",
+                experiment=event.job_id,
+                reason="its previous run is still going",
+            )
+            self.skipped.append(event.job_id)
+
+        sched.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
+        return sched
+
+    def serve(self, stop: threading.Event) -> int:
+        """Run on schedule until `stop` is set."""
+        scheduled = [e.name for e in self.plan.experiments if e.schedule]
+        if not scheduled:
+            raise ConfigError(
+                "no experiment in the plan has a `schedule`: use --once to run them now"
+            )
+        sched = self.scheduler()
+        sched.start()
+        for job in sched.get_jobs():
+            log.info("gameday_scheduled", experiment=job.id, next_run=str(job.next_run_time))
+        try:
+            stop.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                sched.shutdown(wait=True)
+            self.close()
+        return 0
