@@ -251,14 +251,18 @@ def non_monotonic(reads: Iterable[Read]) -> list[Anomaly]:
     Reads are ordered by time, not by their order in the input; reads issued at the same time
     are not ordered with each other. Reads whose backend is unknown are skipped: through a load
     balancer, different backends may legitimately be at different points.
+
+    Only reads of one endpoint are compared with each other: each endpoint is read by one
+    client, one read at a time, so issue times order them in real time. Reads of the same node
+    through two endpoints overlap, and an earlier-issued read may take its snapshot later.
     """
-    groups: dict[tuple[str, str], list[Read]] = {}
+    groups: dict[tuple[str, str, str], list[Read]] = {}
     for read in reads:
         backend = read.node or read.server
         if backend is not None:
-            groups.setdefault((backend, read.writer_id), []).append(read)
+            groups.setdefault((read.endpoint, backend, read.writer_id), []).append(read)
     found: list[Anomaly] = []
-    for (backend, writer), group in sorted(groups.items()):
+    for (endpoint, backend, writer), group in sorted(groups.items()):
         # Sorting on time alone is enough: reads of one instant are judged as a batch.
         group.sort(key=_time)
         high: Read | None = None  # the first read, in time, that showed the highest seq so far
@@ -273,6 +277,7 @@ def non_monotonic(reads: Iterable[Read]) -> list[Anomaly]:
                         high.max_seq,
                         {
                             "backend": backend,
+                            "endpoint": endpoint,
                             "server": read.server,
                             "read_at": read.time,
                             "max_seq_visible": read.max_seq,

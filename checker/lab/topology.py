@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -57,10 +58,27 @@ FAULTS = (
 )
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port *outside* the ephemeral range.
+
+    Ports the kernel hands out for bind(0) are also the source ports of outgoing connections:
+    while a killed node is down, any client connection could take its port and the node could
+    not restart on it. Below the ephemeral range only listeners compete.
+    """
+    lo, hi = _ephemeral_range()
+    candidates = list(range(10000, lo)) if lo > 11000 else list(range(hi + 1, 65535))
+    for port in random.sample(candidates, k=min(len(candidates), 200)):
+        if not _port_busy(port):
+            return port
+    raise LabError("no free loopback port below the ephemeral range: use --base-port")
 
 
 def _port_busy(port: int) -> bool:
