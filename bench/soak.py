@@ -1,0 +1,102 @@
+"""Soak: run the checker for a while against the lab and watch its memory and descriptors.
+
+    .venv/bin/python -m bench soak [--seconds 600] [--every 10]
+
+Starts a temporary 3-node lab and `checker run` (ledger + bank, HTTP API) as a subprocess,
+samples its RSS and open file descriptors, and compares the last third of the run with the
+first third after warm-up. Exit 0 when both are flat (RSS within +20 %, fds within +10 or
++10 %), 1 otherwise. Also run as `pytest -m soak` (tests/reliability/test_soak.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from checker.lab.topology import Lab
+
+
+def _sample(pid: int) -> tuple[int, int]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    rss_kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+    return rss_kb, len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def soak(seconds: float, every: float) -> tuple[bool, str]:
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as d:
+        lab = Lab(Path(d) / "lab")
+        lab.up(replicas=2)
+        ready = Path(d) / "ready.json"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "checker.cli",
+                "run",
+                "--lab",
+                str(lab.dir),
+                "--journal",
+                str(Path(d) / "j.sqlite"),
+                "--workload",
+                "ledger,bank",
+                "--http",
+                "127.0.0.1:0",
+                "--ready-file",
+                str(ready),
+                "--log-format",
+                "json",
+                "--log-level",
+                "warning",
+                "--verify-interval",
+                "120",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not ready.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    return False, "the checker did not start"
+                time.sleep(0.1)
+            samples: list[tuple[float, int, int]] = []
+            start = time.monotonic()
+            while time.monotonic() - start < seconds:
+                rss, fds = _sample(proc.pid)
+                samples.append((time.monotonic() - start, rss, fds))
+                print(f"t={samples[-1][0]:6.0f}s rss={rss / 1024:7.1f} MiB fds={fds}", flush=True)
+                time.sleep(every)
+            status = json.loads(ready.read_text())
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=180)
+            lab.down(purge=True)
+    third = max(1, len(samples) // 3)
+    warm = samples[1 : 1 + third] or samples[:1]
+    late = samples[-third:]
+    rss0, rss1 = statistics.mean(s[1] for s in warm), statistics.mean(s[1] for s in late)
+    fd0, fd1 = statistics.mean(s[2] for s in warm), statistics.mean(s[2] for s in late)
+    flat = rss1 <= rss0 * 1.2 and fd1 <= max(fd0 + 10, fd0 * 1.1)
+    summary = (
+        f"{seconds:.0f} s, pid {status['pid']}: RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB, "
+        f"fds {fd0:.0f} -> {fd1:.0f}: {'flat' if flat else 'GROWING'}"
+    )
+    return flat, summary
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__)
+    p.add_argument("--seconds", type=float, default=600)
+    p.add_argument("--every", type=float, default=10)
+    args = p.parse_args(argv)
+    flat, summary = soak(args.seconds, args.every)
+    print(summary)
+    return 0 if flat else 1
