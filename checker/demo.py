@@ -1,19 +1,72 @@
-"""`checker demo`: the README's first command, end to end on a fresh local lab."""
+"""`checker demo`: the README's first command, the whole job end to end on a fresh local lab.
+
+lab up -> checker run (ledger + bank, HTTP API) -> chaos run experiments/local/kubelet-stop.json
+-> full verification -> HTML report -> lab down. Prints the verdict and where the report is;
+exits 0 (VALID), 1 (INVALID) or 2 (UNKNOWN or a failed step).
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import signal
+import subprocess
+import sys
 import time
-import uuid
+from pathlib import Path
 
 import click
+import requests
 
-from checker import mysql
 from checker.errors import CheckerError
 from checker.lab.topology import Lab
 
+EXIT_FOR = {"True": 0, "False": 1, "unknown": 2}
+
 
 def _step(text: str) -> None:
-    click.echo(f"==> {text}", err=True)
+    click.secho(f"==> {text}", err=True, bold=True)
+
+
+def _find_experiment(name: str) -> Path:
+    """experiments/local/<name> from the working directory, the source tree or the image."""
+    here = Path(__file__).resolve().parents[1]
+    for base in (Path.cwd(), here, Path("/app")):
+        candidate = base / "experiments" / "local" / name
+        if candidate.is_file():
+            return candidate
+    raise CheckerError(
+        f"experiments/local/{name} not found: run the demo from the project's directory"
+    )
+
+
+def _chaos() -> str:
+    found = shutil.which("chaos", path=str(Path(sys.executable).parent)) or shutil.which("chaos")
+    if not found:
+        raise CheckerError("the `chaos` command is missing: pip install chaostoolkit")
+    return found
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], ready: Path, log: Path) -> str:
+    deadline = time.monotonic() + 120
+    while not ready.exists():
+        if proc.poll() is not None:
+            raise CheckerError(f"the checker exited at start (exit {proc.returncode}); see {log}")
+        if time.monotonic() > deadline:
+            raise CheckerError(f"the checker did not start within 120 s; see {log}")
+        time.sleep(0.1)
+    url: str = json.loads(ready.read_text())["url"]
+    return url
+
+
+def _wait_writes(url: str, count: int, timeout: float = 120) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ok = int(requests.get(url + "/status", timeout=10).json()["writes"]["ok"])
+        if ok >= count:
+            return ok
+        time.sleep(0.2)
+    raise CheckerError(f"the checker did not reach {count} acknowledged writes in {timeout:.0f} s")
 
 
 @click.command()
@@ -25,54 +78,166 @@ def _step(text: str) -> None:
     type=click.Path(file_okay=False),
     help="Where the demo lab lives.",
 )
+@click.option(
+    "--out",
+    default="out/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where the journal, the chaos journal, the verdict and the report go.",
+)
+@click.option(
+    "--experiment",
+    default="kubelet-stop.json",
+    show_default=True,
+    help="Which experiments/local/ experiment to run.",
+)
 @click.option("--keep", is_flag=True, help="Leave the lab running afterwards.")
-def demo(directory: str, keep: bool) -> int:
-    """Bring up the lab, write through mysql-0, read back through mysql-read, tear down."""
+def demo(directory: str, out: str, experiment: str, keep: bool) -> int:
+    """The whole job on a fresh local lab: lab, checker, chaos experiment, verdict, report."""
+    path = _find_experiment(experiment)
+    chaos = _chaos()
+    out_dir = Path(out).resolve()
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
     lab = Lab(directory)
-    _step(f"starting the lab in {lab.dir} (mysql-0 primary, mysql-1..2 replicas, endpoints)")
+    if lab.exists():
+        lab.down(purge=True)  # a fresh lab every time: the demo must not inherit faults
+    _step(f"1/6 starting the lab in {lab.dir}: mysql-0 (primary), mysql-1..2 (replicas), endpoints")
     info = lab.up(replicas=2)
-    ok = False
+    click.echo(
+        f"    writer {info['writer']}  reader {info['reader']}  "
+        f"({info['flavor']} {info['version']})",
+        err=True,
+    )
+    checker: subprocess.Popen[bytes] | None = None
+    journal, ready, log = (
+        out_dir / "checker-journal.sqlite",
+        out_dir / "ready.json",
+        out_dir / "checker.log",
+    )
     try:
-        click.echo(
-            f"    writer {info['writer']}  reader {info['reader']}  "
-            f"({info['flavor']} {info['version']})",
-            err=True,
+        _step(
+            "2/6 starting the checker: 4 ledger writers, bank transfers, readers, heartbeat, HTTP API"
         )
-        root = mysql.connect(lab.endpoint("writer", user="root"))
-        with root.cursor() as cur:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS integrity.demo "
-                "(id BIGINT AUTO_INCREMENT PRIMARY KEY, marker VARCHAR(64))"
+        with log.open("wb") as f:
+            checker = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "checker.cli",
+                    "run",
+                    "--lab",
+                    str(lab.dir),
+                    "--journal",
+                    str(journal),
+                    "--workload",
+                    "ledger,bank",
+                    "--http",
+                    "127.0.0.1:0",
+                    "--ready-file",
+                    str(ready),
+                    "--log-format",
+                    "json",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=f,
             )
-        root.close()
-        marker = uuid.uuid4().hex
-        _step(f"writing marker {marker[:12]}... through mysql-0 as user {info['user']!r}")
-        w = mysql.connect(lab.endpoint("writer"))
-        with w.cursor() as cur:
-            cur.execute("INSERT INTO demo (marker) VALUES (%s)", (marker,))
-        w.close()
-        _step("reading it back through mysql-read")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            r = mysql.connect(lab.endpoint("reader"))
-            with r.cursor() as cur:
-                cur.execute("SELECT @@server_id, COUNT(*) FROM demo WHERE marker = %s", (marker,))
-                sid, found = cur.fetchone()
-            r.close()
-            if found:
-                click.echo(f"    found on the replica with server_id {sid}", err=True)
-                ok = True
-                break
-            time.sleep(0.1)
-        if not ok:
-            raise CheckerError(
-                "the marker written on mysql-0 never became readable through mysql-read"
-            )
+        url = _wait_ready(checker, ready, log)
+        ok = _wait_writes(url, 300)
+        click.echo(f"    {url}  ({ok} writes acknowledged so far; log: {log})", err=True)
+
+        _step(
+            f"3/6 chaos run {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}"
+        )
+        chaos_journal = out_dir / "chaos-journal.json"
+        proc = subprocess.run(
+            [
+                chaos,
+                "run",
+                str(path),
+                "--journal-path",
+                str(chaos_journal),
+                "--rollback-strategy",
+                "always",
+                "--var",
+                f"lab_dir={lab.dir}",
+                "--var",
+                f"checker_url={url}",
+            ],
+            cwd=out_dir,
+            check=False,
+        )
+        status = (
+            json.loads(chaos_journal.read_text()).get("status") if chaos_journal.exists() else None
+        )
+        click.echo(f"    chaos run finished: {status} (exit {proc.returncode})", err=True)
+
+        _step("4/6 stopping the writers and verifying every node (GTID barrier, chunk checksums)")
+        checker.send_signal(signal.SIGTERM)
+        summary_line, _ = checker.communicate(timeout=300)
+        summary = json.loads(summary_line.decode().strip().splitlines()[-1])
+        checker = None
+        verdict_path = out_dir / "verdict.json"
+        verify = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "checker.cli",
+                "verify",
+                "--lab",
+                str(lab.dir),
+                "--journal",
+                str(journal),
+                "--json",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        verdict_path.write_bytes(verify.stdout)
+        verdict = json.loads(verify.stdout) if verify.stdout.strip() else {"valid": "unknown"}
+
+        _step("5/6 writing the HTML report")
+        report = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "checker.cli",
+                "report",
+                "--journal",
+                str(journal),
+                "--chaos-journal",
+                str(chaos_journal),
+                "--verdict",
+                str(verdict_path),
+                "--out",
+                str(out_dir / "report"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if report.returncode != 0:
+            click.echo(f"    report failed: {report.stderr.strip()}", err=True)
     finally:
+        if checker is not None and checker.poll() is None:
+            checker.send_signal(signal.SIGTERM)
+            checker.wait(timeout=120)
         if keep:
-            _step(f"lab left running: `checker lab down --dir {lab.dir}` stops it")
+            _step(f"6/6 lab left running: `checker lab down --dir {lab.dir}` stops it")
         else:
-            _step("stopping the lab")
+            _step("6/6 stopping the lab")
             lab.down(purge=True)
-    click.echo("demo: OK — a write acknowledged by mysql-0 was read back through mysql-read")
-    return 0
+
+    counts = summary["counts"]
+    valid = verdict.get("valid")
+    anomalies = {k: v for k, v in (verdict.get("anomaly_counts") or {}).items() if v}
+    click.echo(
+        f"\nverdict: {'VALID' if valid is True else 'INVALID' if valid is False else 'UNKNOWN'}"
+        f" — {counts['attempted']} writes ({counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['indeterminate']} indeterminate, {counts['recovered']} recovered), "
+        f"chaos run {status}, anomalies: {anomalies or 'none'}"
+    )
+    click.echo(f"report:  {out_dir / 'report' / 'index.html'}")
+    click.echo(f"verdict: {verdict_path}")
+    return EXIT_FOR.get(str(valid), 2)
