@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import requests
@@ -117,9 +118,7 @@ def demo(directory: str, out: str, experiment: str, keep: bool) -> int:
         out_dir / "checker.log",
     )
     try:
-        _step(
-            "2/6 starting the checker: 4 ledger writers, bank transfers, readers, heartbeat, HTTP API"
-        )
+        _step("2/6 starting the checker: 4 ledger writers, bank, readers, heartbeat, HTTP API")
         with log.open("wb") as f:
             checker = subprocess.Popen(
                 [
@@ -147,9 +146,8 @@ def demo(directory: str, out: str, experiment: str, keep: bool) -> int:
         ok = _wait_writes(url, 300)
         click.echo(f"    {url}  ({ok} writes acknowledged so far; log: {log})", err=True)
 
-        _step(
-            f"3/6 chaos run {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}"
-        )
+        shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+        _step(f"3/6 chaos run {shown}")
         chaos_journal = out_dir / "chaos-journal.json"
         proc = subprocess.run(
             [
@@ -195,7 +193,9 @@ def demo(directory: str, out: str, experiment: str, keep: bool) -> int:
             check=False,
         )
         verdict_path.write_bytes(verify.stdout)
-        verdict = json.loads(verify.stdout) if verify.stdout.strip() else {"valid": "unknown"}
+        verdict: dict[str, Any] = (
+            json.loads(verify.stdout) if verify.stdout.strip() else {"valid": "unknown"}
+        )
 
         _step("5/6 writing the HTML report")
         report = subprocess.run(
