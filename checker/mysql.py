@@ -320,8 +320,7 @@ def server_info(conn: Any) -> ServerInfo:
             "SELECT @@version, @@server_id, @@hostname, @@port, @@read_only, UNIX_TIMESTAMP(NOW(6))"
         )
         version, server_id, hostname, port, read_only, now = cur.fetchone()
-        cur.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
-        uptime = int(cur.fetchone()[1])
+        started_at = _started_at(cur, flavor_of(version), float(now))
         uuid: str | None = None
         if flavor_of(version) == "mysql":
             cur.execute("SELECT @@server_uuid")
@@ -333,9 +332,33 @@ def server_info(conn: Any) -> ServerInfo:
         hostname=hostname,
         port=int(port),
         server_uuid=uuid,
-        started_at=float(now) - uptime,
+        started_at=started_at,
         read_only=bool(int(read_only)),
     )
+
+
+def _started_at(cur: Any, flavor: str, now: float) -> float:
+    """When the server started, in one statement: the server computes Uptime from the
+    statement's own start, so NOW() - Uptime is its start second exactly. Taken from two
+    statements that straddle a second boundary, it came out a second early, and one server
+    looked like two identities (a false split brain when writers reconnect)."""
+    table = (
+        "information_schema.GLOBAL_STATUS"
+        if flavor == "mariadb"
+        else "performance_schema.global_status"
+    )
+    try:
+        cur.execute(
+            f"SELECT UNIX_TIMESTAMP(NOW(6)) - VARIABLE_VALUE FROM {table} "
+            "WHERE VARIABLE_NAME = 'Uptime'"
+        )
+        row = cur.fetchone()
+        if row and row[0] is not None:
+            return float(row[0])
+    except pymysql.err.MySQLError:
+        pass  # not readable here: the two-statement reading below
+    cur.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
+    return now - int(cur.fetchone()[1])
 
 
 def gtid_executed(conn: Any, flavor: str) -> str:
