@@ -10,8 +10,9 @@
    replica that does not get there is `unknown`, with the reason; never skipped silently.
 3. Chunks: per id range, every node computes a count and a `BIT_XOR` of per-row CRC32s
    server-side (`COPY_HASH_SQL`, the rows as stored, to compare nodes with each other); the
-   primary also computes `ROW_HASH_SQL`, which the journal predicts bit for bit (`row_hash`).
-   Ranges are sized so that one query takes about `Options.chunk_seconds`.
+   primary also computes `ROW_HASH_SQL`, which the journal predicts bit for bit (`row_hash`),
+   and counts rows whose payload does not hash to their checksum (`BAD_PAYLOAD_SQL`). Ranges
+   are sized so that one query takes about `Options.chunk_seconds`.
 4. Drill-down: a range that differs (primary vs journal, or a caught-up replica vs the
    primary) is bisected server-side until it is small, then its rows are fetched and judged by
    the core's detectors (`check_chunk`, `divergent_rows`). Memory follows the chunk, never
@@ -27,6 +28,7 @@ runs are counted per node (`foreign_rows`), never judged. docs/verification.md h
 from __future__ import annotations
 
 import contextlib
+import json
 import operator
 import threading
 import time
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from checker.settings import Settings
 
 __all__ = [
+    "BAD_PAYLOAD_SQL",
     "COPY_HASH_SQL",
     "ROW_HASH_SQL",
     "LiveRun",
@@ -83,15 +86,17 @@ __all__ = [
 log = _logging.get(__name__)
 T = TypeVar("T")
 
-ROW_HASH_SQL = (
-    "CRC32(CONCAT_WS('#', id, writer_id, seq, CAST(SHA2(payload, 256) AS BINARY), checksum))"
-)
-"""Per-row hash the journal can predict: the payload enters through its SHA-256, which the
-journal knows. CAST to BINARY: SHA2's result would clash with a latin1 table's collation."""
+ROW_HASH_SQL = "CRC32(CONCAT_WS('#', id, writer_id, seq, checksum))"
+"""Per-row hash the journal predicts: the checksum column stands for the payload, whose own
+hash is checked against it by `BAD_PAYLOAD_SQL` (expected 0 per range)."""
+
+BAD_PAYLOAD_SQL = "CAST(SHA2(payload, 256) AS BINARY) <> CAST(checksum AS BINARY)"
+"""A row whose payload does not hash to its checksum. CAST to BINARY: an exact comparison,
+and SHA2's utf8mb4 result would clash with a latin1 table's collation."""
 
 COPY_HASH_SQL = "CRC32(CONCAT_WS('#', id, writer_id, seq, checksum, payload))"
 """Per-row hash of the row as stored, payload bytes included: cheap (no SHA-256), used to
-compare nodes with each other. Only the primary pays for `ROW_HASH_SQL`."""
+compare nodes with each other. Only the primary pays for the payload's SHA-256."""
 
 _MINE = "LEFT(writer_id, %(prefix_len)s) = CAST(%(prefix)s AS BINARY)"
 _UNJOURNALED = "not in the journal: the checker stopped before recording it"
@@ -99,6 +104,10 @@ _ATTEMPT_COLUMNS = (
     "writer_id, seq, payload_sha256, outcome, invoke_wall, complete_wall, invoke_mono, "
     "complete_mono, server, node, row_id, error"
 )
+_ROW_TEXT = "row_id || '#' || writer_id || '#' || seq || '#' || payload_sha256"
+_MAX_ID = 2**63 - 1
+_GRAIN = 1000
+_CACHE_KEY_VERSION = 1
 _FETCH_BATCH = 20_000
 _LOOKUP_BATCH = 500
 _READ_WINDOW = 20_000
@@ -107,7 +116,7 @@ _ACK_WINDOW = 200_000
 
 def row_hash(row: Row) -> int:
     """`ROW_HASH_SQL` of one row, computed in Python bit for bit as the server does."""
-    return zlib.crc32(f"{row[0]}#{row[1]}#{row[2]}#{row[3]}#{row[4]}".encode())
+    return zlib.crc32(f"{row[0]}#{row[1]}#{row[2]}#{row[4]}".encode())
 
 
 # -- what to verify, how, and the result --------------------------------------------------------
@@ -191,6 +200,7 @@ class Verification:
     drilled: int = 0
     fetched_rows: int = 0
     seconds: float = 0.0
+    phases: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The core's verdict JSON, with foreign row counts in the node entries and a
@@ -208,6 +218,7 @@ class Verification:
             "drilled_ranges": self.drilled,
             "fetched_rows": self.fetched_rows,
             "seconds": round(self.seconds, 3),
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
             "nodes": {name: r.to_dict() for name, r in sorted(self.nodes.items())},
         }
         return data
@@ -227,17 +238,14 @@ def target_from_settings(settings: Settings) -> Target:
 # -- MySQL side ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Aggregate:
-    """One node's aggregates over one id range; `row` only where the row hash was asked for."""
+    """One node's aggregates over one id range of this run's rows; `row` and `bad` only where
+    the row hash was asked for."""
 
-    total: int
     mine: int
     copy: int
     row: int | None
+    bad: int | None
     seconds: float
-
-    @property
-    def foreign(self) -> int:
-        return self.total - self.mine
 
 
 class _Node:
@@ -312,24 +320,38 @@ class _Node:
         lo, hi = self.rows(f"SELECT MIN(id), MAX(id) FROM {self.ledger}")[0]
         return (None if lo is None else int(lo), None if hi is None else int(hi))
 
-    def aggregate(self, lo: int, hi: int, *, with_row_hash: bool) -> _Aggregate:
-        cols = [
-            "COUNT(*)",
-            f"COALESCE(SUM({_MINE}), 0)",
-            f"COALESCE(BIT_XOR(IF({_MINE}, {COPY_HASH_SQL}, 0)), 0)",
-        ]
+    def aggregate(self, lo: int, hi: int, *, with_row_hash: bool, filtered: bool) -> _Aggregate:
+        """Count and hashes of this run's rows in lo..hi. Unless `filtered`, the table is
+        taken to hold no other run's rows (checked before: the filter costs per row)."""
+        mine = f" AND {_MINE}" if filtered else ""
+        cols = ["COUNT(*)", f"COALESCE(BIT_XOR({COPY_HASH_SQL}), 0)"]
         if with_row_hash:
-            cols.append(f"COALESCE(BIT_XOR(IF({_MINE}, {ROW_HASH_SQL}, 0)), 0)")
-        sql = f"SELECT {', '.join(cols)} FROM {self.ledger} WHERE id BETWEEN %(lo)s AND %(hi)s"
+            cols += [
+                f"COALESCE(BIT_XOR({ROW_HASH_SQL}), 0)",
+                f"COALESCE(SUM({BAD_PAYLOAD_SQL}), 0)",
+            ]
+        sql = (
+            f"SELECT {', '.join(cols)} FROM {self.ledger} WHERE id BETWEEN %(lo)s AND %(hi)s{mine}"
+        )
         started = time.monotonic()
         found = self.rows(sql, {**self.params, "lo": lo, "hi": hi})[0]
         return _Aggregate(
-            total=int(found[0]),
-            mine=int(found[1]),
-            copy=int(found[2]),
-            row=int(found[3]) if with_row_hash else None,
+            mine=int(found[0]),
+            copy=int(found[1]),
+            row=int(found[2]) if with_row_hash else None,
+            bad=int(found[3]) if with_row_hash else None,
             seconds=time.monotonic() - started,
         )
+
+    def foreign_rows(self) -> int:
+        """Rows of other runs: two ranges of the (writer_id, seq) index around this run's."""
+        prefix = str(self.params["prefix"])
+        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the first id past "<run_id>-..."
+        found = self.value(
+            f"SELECT COUNT(*) FROM {self.ledger} WHERE writer_id < %s OR writer_id >= %s",
+            (prefix, after),
+        )
+        return int(found or 0)
 
     def fetch(self, lo: int, hi: int) -> list[Row]:
         """This run's rows with ids in `lo..hi`, in id order, with the payload's SHA-256."""
@@ -347,21 +369,23 @@ class _Node:
         )
         return [_row(r) for r in self.rows(sql, [writer_id, *seqs]) if r[1] == writer_id]
 
-    def duplicate_groups(self, upto: int) -> list[tuple[str, int, list[int]]]:
-        """`GROUP BY writer_id, seq HAVING COUNT(*) > 1` over this run's rows (index only)."""
-        prefix = str(self.params["prefix"])
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    def duplicate_groups(
+        self, writer_id: str, seqs: Sequence[int]
+    ) -> list[tuple[str, int, list[int]]]:
+        """`GROUP BY writer_id, seq HAVING COUNT(*) > 1` for these keys (the index only)."""
         self.rows("SET SESSION group_concat_max_len = 1048576")
+        marks = ", ".join(["%s"] * len(seqs))
         found = self.rows(
             f"SELECT writer_id, seq, GROUP_CONCAT(id ORDER BY id) FROM {self.ledger} "
-            "WHERE writer_id LIKE %s AND id <= %s GROUP BY writer_id, seq HAVING COUNT(*) > 1",
-            (pattern, upto),
+            f"WHERE writer_id = %s AND seq IN ({marks}) GROUP BY writer_id, seq "
+            "HAVING COUNT(*) > 1",
+            (writer_id, *seqs),
         )
-        # LIKE follows the column's collation, which may ignore case: keep exact prefixes only.
+        # The column's collation may ignore case: keep the exact writer only.
         return [
             (str(w), int(s), [int(i) for i in str(ids).split(",")])
             for w, s, ids in found
-            if str(w).startswith(prefix)
+            if str(w) == writer_id
         ]
 
     def bank_total(self) -> int | None:
@@ -456,16 +480,16 @@ class _JournalDB:
     def close(self) -> None:
         self._raw.close()
 
-    def expected(self, lo: int, hi: int) -> tuple[int, int]:
-        """(count, BIT_XOR of `row_hash`) of the acknowledged attempts with row ids in lo..hi.
+    def expected(self, lo: int, hi: int, upto: int | None = None) -> tuple[int, int]:
+        """(count, BIT_XOR of `row_hash`) of the acknowledged attempts with row ids in lo..hi
+        (and attempt ids up to `upto`, if given).
 
         SQLite builds each row's text and zlib hashes it, so no Python code runs per row.
         """
         cur = self.db.execute(
-            "SELECT row_id || '#' || writer_id || '#' || seq || '#' || payload_sha256 || '#' || "
-            "payload_sha256 FROM attempts WHERE row_id BETWEEN ? AND ? AND outcome = 'ok' "
-            "AND payload_sha256 IS NOT NULL",
-            (lo, hi),
+            f"SELECT {_ROW_TEXT} FROM attempts WHERE row_id BETWEEN ? AND ? AND outcome = 'ok' "
+            "AND payload_sha256 IS NOT NULL AND id <= ?",
+            (lo, hi, _MAX_ID if upto is None else upto),
         )
         count, checksum = 0, 0
         while batch := cur.fetchmany(_FETCH_BATCH):
@@ -473,6 +497,17 @@ class _JournalDB:
             texts = map(itemgetter(0), batch)
             checksum = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), checksum)
         return count, checksum
+
+    def last_attempt_id(self) -> int:
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) FROM attempts").fetchone()[0])
+
+    def acked_texts(self, after: int, upto: int) -> Any:
+        """(row id, row text) of acknowledged attempts journaled with ids in after+1..upto."""
+        return self.db.execute(
+            f"SELECT row_id, {_ROW_TEXT} FROM attempts WHERE id > ? AND id <= ? "
+            "AND outcome = 'ok' AND row_id IS NOT NULL AND payload_sha256 IS NOT NULL",
+            (after, upto),
+        )
 
     def acked_in(self, lo: int, hi: int) -> list[Attempt]:
         found = self.db.execute(
@@ -482,9 +517,10 @@ class _JournalDB:
         )
         return [_attempt(r) for r in found]
 
-    def ok_row_ids(self) -> tuple[int | None, int | None]:
+    def row_ids(self) -> tuple[int | None, int | None]:
+        """The lowest and highest row id any attempt got: two seeks in the row_id index."""
         lo, hi = self.db.execute(
-            "SELECT MIN(row_id), MAX(row_id) FROM attempts WHERE outcome = 'ok'"
+            "SELECT (SELECT MIN(row_id) FROM attempts), (SELECT MAX(row_id) FROM attempts)"
         ).fetchone()
         return lo, hi
 
@@ -527,26 +563,235 @@ class _JournalDB:
         ).fetchone()[0]
         return int(found or 0)
 
-    def counts(self, live_seqs: Mapping[str, int] | None = None) -> Counts:
+    def outcomes(self, after: int = -1, upto: int = _MAX_ID) -> _Outcomes:
+        """Attempts with ids in after+1..upto by outcome (`servers`: see `servers()`)."""
+        total, ok, failed = self.db.execute(
+            "SELECT COUNT(*), TOTAL(outcome = 'ok'), TOTAL(outcome = 'failed') FROM attempts "
+            "WHERE id > ? AND id <= ?",
+            (after, upto),
+        ).fetchone()
+        return _Outcomes(int(total), int(ok), int(failed), len(self.servers(after, upto)))
+
+    def servers(self, after: int = -1, upto: int = _MAX_ID) -> set[str]:
+        """The server identities that acknowledged attempts with ids in after+1..upto."""
+        return {
+            str(s)
+            for (s,) in self.db.execute(
+                "SELECT DISTINCT server FROM attempts WHERE id > ? AND id <= ? "
+                "AND outcome = 'ok' AND server IS NOT NULL",
+                (after, upto),
+            )
+        }
+
+    def expected_grains(self, lo: int, hi: int, upto: int) -> dict[int, tuple[int, int]]:
+        """`expected` per grain of `_GRAIN` ids in lo..hi (whole grains), in one index walk."""
+        cur = self.db.execute(
+            f"SELECT row_id / {_GRAIN}, {_ROW_TEXT} FROM attempts WHERE row_id BETWEEN ? AND ? "
+            "AND outcome = 'ok' AND payload_sha256 IS NOT NULL AND id <= ? ORDER BY row_id",
+            (lo, hi, upto),
+        )
+        found: dict[int, tuple[int, int]] = {}
+        while batch := cur.fetchmany(_FETCH_BATCH):
+            for grain, rows in groupby(batch, key=itemgetter(0)):
+                texts = [t for _, t in rows]
+                n, x = found.get(grain, (0, 0))
+                x = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), x)
+                found[grain] = (n + len(texts), x)
+        return found
+
+    def counts(self, outcomes: _Outcomes, live_seqs: Mapping[str, int] | None = None) -> Counts:
         """Attempts by outcome, the synthesized ones (the checker's crash window) included;
         a live writer's window ends at its current seq."""
         live = live_seqs or {}
-        by = {
-            str(o): int(n)
-            for o, n in self.db.execute("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome")
-        }
         unjournaled = 0
         for writer, upto in list(self.reserved.items()):
             end = min(upto, live[writer]) if writer in live else upto
+            # An index range count: a journal records each (writer, seq) once.
             n = self.db.execute(
-                "SELECT COUNT(DISTINCT seq) FROM attempts WHERE writer_id = ? "
-                "AND seq BETWEEN 1 AND ?",
+                "SELECT COUNT(*) FROM attempts WHERE writer_id = ? AND seq BETWEEN 1 AND ?",
                 (writer, end),
             ).fetchone()[0]
             unjournaled += max(0, end - int(n))
-        ok, failed = by.get("ok", 0), by.get("failed", 0)
-        indeterminate = by.get("indeterminate", 0) + unjournaled
-        return Counts(ok + failed + indeterminate, ok, failed, indeterminate)
+        o = outcomes
+        indeterminate = o.total - o.ok - o.failed + unjournaled
+        return Counts(o.ok + o.failed + indeterminate, o.ok, o.failed, indeterminate)
+
+
+@dataclass(frozen=True)
+class _Outcomes:
+    total: int
+    ok: int
+    failed: int
+    servers: int
+
+
+class _Cache:
+    """The verifier's own SQLite file next to the journal (`<journal>.verify-cache`).
+
+    What it keeps is derived from the journal alone, and a journal's attempts are only ever
+    appended: a value computed for attempt ids up to `covered` is brought up to date with the
+    attempts journaled since. Each part (`section`) is written in one transaction, and only if
+    no other verification wrote that part meanwhile. Where the file cannot be used, nothing is
+    kept and everything is computed from the journal, as the first time.
+    """
+
+    def __init__(self, journal: Journal) -> None:
+        self.path = f"{journal.path}.verify-cache"
+        info = journal.info
+        self.key = f"{info.run_id}:{info.created_at!r}:{_GRAIN}:{_CACHE_KEY_VERSION}"
+
+    def _connect(self) -> Any:
+        import sqlite3
+
+        conn = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+        conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS grains (grain INTEGER PRIMARY KEY, n INTEGER, x INTEGER)"
+        )
+        return conn
+
+    def load(self, section: str) -> tuple[int | None, Any, Any]:
+        """(covered, value, connection) of a section of this journal's cache; covered is None
+        when there is none. The caller closes the connection (None if the file is unusable)."""
+        try:
+            conn = self._connect()
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except Exception as exc:  # noqa: BLE001 - no cache is only slower
+            log.debug("verify_cache_unusable", path=self.path, error=str(exc))
+            return None, None, None
+        raw = meta.get(section)
+        if meta.get("key") != self.key or raw is None:
+            return None, None, conn
+        stored = json.loads(raw)
+        return int(stored["covered"]), stored.get("value"), conn
+
+    def store(self, section: str, loaded: int | None, covered: int, value: Any, write: Any) -> None:
+        """Store a section (and what `write(conn)` writes) if it is still at `loaded`."""
+        try:
+            conn = self._connect()
+        except Exception as exc:  # noqa: BLE001 - no cache is only slower
+            log.debug("verify_cache_unusable", path=self.path, error=str(exc))
+            return
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("key") != self.key:
+                # Another journal's (or an older format's) cache: start this one afresh.
+                conn.execute("DELETE FROM meta")
+                conn.execute("DELETE FROM grains")
+                meta = {}
+            raw = meta.get(section)
+            if (None if raw is None else int(json.loads(raw)["covered"])) != loaded:
+                conn.execute("ROLLBACK")
+                return
+            write(conn)
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [("key", self.key), (section, json.dumps({"covered": covered, "value": value}))],
+            )
+            conn.execute("COMMIT")
+        except Exception as exc:  # noqa: BLE001 - a cache that cannot be written is skipped
+            log.debug("verify_cache_not_saved", path=self.path, error=str(exc))
+        finally:
+            conn.close()
+
+
+class _Expectations:
+    """The journal's expected aggregates per grain of `_GRAIN` row ids, kept in the `_Cache`
+    between verifications and brought up to date with the attempts journaled since."""
+
+    def __init__(self, db: _JournalDB, journal: Journal) -> None:
+        self.db = db
+        self.upto = db.last_attempt_id()
+        self.cache = _Cache(journal)
+        self.grains: dict[int, tuple[int, int]] = {}
+        self.dirty: set[int] = set()
+        self.loaded, _, conn = self.cache.load("grains")
+        if conn is not None:
+            try:
+                if self.loaded is not None:
+                    self.grains = {
+                        int(g): (int(n), int(x)) for g, n, x in conn.execute("SELECT * FROM grains")
+                    }
+            finally:
+                conn.close()
+        if self.loaded is not None and self.loaded < self.upto:
+            self._catch_up(self.loaded)
+
+    def _catch_up(self, covered: int) -> None:
+        """Fold the attempts journaled since into the grains already known."""
+        cur = self.db.acked_texts(covered, self.upto)
+        while batch := cur.fetchmany(_FETCH_BATCH):
+            for row_id, text in batch:
+                grain = int(row_id) // _GRAIN
+                known = self.grains.get(grain)
+                if known is not None:
+                    self.grains[grain] = (known[0] + 1, known[1] ^ zlib.crc32(text.encode()))
+                    self.dirty.add(grain)
+
+    def get(self, lo: int, hi: int) -> tuple[int, int]:
+        """(count, XOR) expected for ids lo..hi: whole grains from the cache (computed if
+        missing), the partial grains at either end straight from the journal."""
+        first = -(-lo // _GRAIN)  # the first whole grain
+        end = (hi + 1) // _GRAIN  # one past the last whole grain
+        if first >= end:
+            return self.db.expected(lo, hi, self.upto)
+        count, checksum = 0, 0
+        for a, b in ((lo, first * _GRAIN - 1), (end * _GRAIN, hi)):
+            if a <= b:
+                n, x = self.db.expected(a, b, self.upto)
+                count, checksum = count + n, checksum ^ x
+        self._compute([g for g in range(first, end) if g not in self.grains])
+        for grain in range(first, end):
+            n, x = self.grains[grain]
+            count, checksum = count + n, checksum ^ x
+        return count, checksum
+
+    def _compute(self, missing: list[int]) -> None:
+        """Compute missing grains, one journal query per run of consecutive ones."""
+        for _, run in groupby(enumerate(missing), key=lambda p: p[1] - p[0]):
+            grains = [g for _, g in run]
+            self.grains.update(dict.fromkeys(grains, (0, 0)))
+            self.dirty.update(grains)
+            lo, hi = grains[0] * _GRAIN, (grains[-1] + 1) * _GRAIN - 1
+            self.grains.update(self.db.expected_grains(lo, hi, self.upto))
+
+    def save(self) -> None:
+        if not self.dirty and self.loaded == self.upto:
+            return
+        rows = [(g, *self.grains[g]) for g in sorted(self.dirty)]
+
+        def write(conn: Any) -> None:
+            if self.loaded is None:
+                conn.execute("DELETE FROM grains")
+            conn.executemany("INSERT OR REPLACE INTO grains VALUES (?, ?, ?)", rows)
+
+        self.cache.store("grains", self.loaded, self.upto, None, write)
+
+
+def _outcomes(db: _JournalDB, journal: Journal) -> _Outcomes:
+    """Attempts by outcome and the identities that acknowledged any, from the `_Cache` and
+    the attempts journaled since it was stored."""
+    cache = _Cache(journal)
+    upto = db.last_attempt_id()
+    loaded, value, conn = cache.load("outcomes")
+    if conn is not None:
+        conn.close()
+    known: list[Any] = [0, 0, 0, []] if value is None else list(value)
+    servers = set(known[3])
+    after = -1 if loaded is None else loaded
+    delta = db.outcomes(after, upto)
+    servers |= db.servers(after, upto)
+    total = _Outcomes(
+        int(known[0]) + delta.total,
+        int(known[1]) + delta.ok,
+        int(known[2]) + delta.failed,
+        len(servers),
+    )
+    if loaded != upto:
+        value = [total.total, total.ok, total.failed, sorted(servers)]
+        cache.store("outcomes", loaded, upto, value, lambda _conn: None)
+    return total
 
 
 def _attempt(r: Sequence[Any]) -> Attempt:
@@ -578,21 +823,30 @@ def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 # -- the journal's own history: acks, reads, bank observations ---------------------------------
-def _split_brain(db: Any) -> list[Anomaly]:
+def _split_brain(db: Any, servers: int) -> list[Anomaly]:
     """`primaries.split_brain` over every acknowledgement, without holding them in memory.
 
     The detector needs, per server identity, its first and last acknowledgement, and for an
     overlapping pair each one's first acknowledgement from the overlap's start on. SQLite finds
     exactly those (a bare column next to MIN/MAX comes from the row holding it); the evidence's
-    `acks` is then set to the identity's real count.
+    `acks` is then set to the identity's real count. With one identity (`servers`) there is
+    nothing to look for.
     """
-    ok = "FROM attempts WHERE outcome = 'ok' AND server IS NOT NULL GROUP BY server"
-    firsts = db.execute(f"SELECT MIN(complete_wall), COUNT(*), {_ATTEMPT_COLUMNS} {ok}").fetchall()
-    if len(firsts) < 2:
+    if servers < 2:
         return []
-    lasts = db.execute(f"SELECT MAX(complete_wall), {_ATTEMPT_COLUMNS} {ok}").fetchall()
-    acks = {str(r[10]): int(r[1]) for r in firsts}
-    acked = [_attempt(r[2:]) for r in firsts] + [_attempt(r[1:]) for r in lasts]
+    ok = "FROM attempts WHERE outcome = 'ok' AND server = ?"
+    acks: dict[str, int] = {}
+    acked: list[Attempt] = []
+    for (server,) in db.execute(
+        "SELECT DISTINCT server FROM attempts WHERE outcome = 'ok' AND server IS NOT NULL"
+    ).fetchall():
+        first = db.execute(
+            f"SELECT MIN(complete_wall), COUNT(*), {_ATTEMPT_COLUMNS} {ok}", (server,)
+        )
+        last = db.execute(f"SELECT MAX(complete_wall), {_ATTEMPT_COLUMNS} {ok}", (server,))
+        f, la = first.fetchone(), last.fetchone()
+        acks[str(server)] = int(f[1])
+        acked += [_attempt(f[2:]), _attempt(la[1:])]
     spans = primaries.primary_spans(acked)
     for i, early in enumerate(spans):
         for late in spans[i + 1 :]:
@@ -639,22 +893,43 @@ def _stale(db: Any, lag_bound: float) -> list[Anomaly]:
     return found
 
 
+def _missable(db: Any, writer: str, seen: int, deadline: float, limit: int) -> list[Any]:
+    """(seq, completion) of `writer`'s acks after seq `seen` completed before `deadline`: what
+    one read could have missed. Index seeks in seq order, stopping at the first ack completed
+    at or after the deadline: one writer's acks complete in seq order."""
+    found: list[Any] = []
+    page = 16
+    while len(found) <= limit:
+        rows = db.execute(
+            "SELECT seq, complete_wall FROM attempts WHERE writer_id = ? AND seq > ? "
+            "AND outcome = 'ok' ORDER BY seq LIMIT ?",
+            (writer, seen, page),
+        ).fetchall()
+        for seq, t in rows:
+            if t is None or t >= deadline:
+                return found
+            found.append((seq, t))
+        if len(rows) < page:
+            return found
+        seen, page = rows[-1][0], min(page * 4, 4096)
+    return found
+
+
 def _stale_window(db: Any, writer: str, reads: list[Read], lag_bound: float) -> list[Anomaly]:
-    lowest = min(-1 if r.max_seq is None else r.max_seq for r in reads)
-    deadline = max(r.time for r in reads) - lag_bound
-    acks = db.execute(
-        "SELECT seq, complete_wall FROM attempts WHERE writer_id = ? AND outcome = 'ok' "
-        "AND seq > ? AND complete_wall < ? ORDER BY seq LIMIT ?",
-        (writer, lowest, deadline, _ACK_WINDOW + 1),
-    ).fetchall()
-    if len(acks) > _ACK_WINDOW and len(reads) > 1:
-        half = len(reads) // 2
-        return _stale_window(db, writer, reads[:half], lag_bound) + _stale_window(
-            db, writer, reads[half:], lag_bound
-        )
+    # Each read needs the acks it could have missed; the union of those is all the detector
+    # needs to judge every read of the window exactly as it would with every ack.
+    acks: dict[int, float] = {}
+    for r in reads:
+        seen = -1 if r.max_seq is None else r.max_seq
+        acks.update(_missable(db, writer, seen, r.time - lag_bound, _ACK_WINDOW))
+        if len(acks) > _ACK_WINDOW and len(reads) > 1:
+            half = len(reads) // 2
+            return _stale_window(db, writer, reads[:half], lag_bound) + _stale_window(
+                db, writer, reads[half:], lag_bound
+            )
     attempts = [
         Attempt(writer, int(seq), "", Outcome.OK, float(t), complete_wall=float(t))
-        for seq, t in acks
+        for seq, t in sorted(acks.items())
     ]
     found = replicas.stale(attempts, reads, lag_bound=lag_bound)
     if len(acks) > _ACK_WINDOW:
@@ -752,7 +1027,8 @@ class _Run:
         self.caught_up: set[str] = set()
         self.gtids: dict[str, str] = {}
         self.rows: Counter[str] = Counter()
-        self.foreign: Counter[str] = Counter()
+        self.foreign: dict[str, int] = {}
+        self.filtered = True
         self.checks: list[ChunkCheck] = []
         self.anomalies: list[Anomaly] = []
         self.failures: list[Failure] = []
@@ -761,15 +1037,26 @@ class _Run:
         self.chunks = 0
         self.drilled = 0
         self.fetched = 0
-        # One worker per node, plus one for a range's aggregates submitted as a whole.
+        self.phases: dict[str, float] = {}
+        # One worker per node, and one for a range's aggregates submitted as a whole.
         self.pool = ThreadPoolExecutor(max_workers=len(self.nodes) + 1, thread_name_prefix="verify")
         self.db = _JournalDB(journal)
+        self.expect: _Expectations | None = None
+        self.suspects: dict[str, set[int]] = {}
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
         for node in self.nodes.values():
             node.close()
         self.db.close()
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = self.phases.get(name, 0.0) + time.monotonic() - started
 
     def progress(self, text: str) -> None:
         if self.options.progress is not None:
@@ -798,6 +1085,7 @@ class _Run:
 
     # -- 1. nodes and the primary ---------------------------------------------------------------
     def connect(self) -> None:
+        # (connections are opened in parallel)
         for node, opened in zip(
             self.nodes.values(), self.pool.map(_Node.open, self.nodes.values()), strict=True
         ):
@@ -909,7 +1197,7 @@ class _Run:
         caught-up replica holds beyond it."""
         assert self.primary is not None  # noqa: S101 - set before this step
         bounds = [self.primary.id_bounds()]
-        bounds.append(self.db.ok_row_ids())
+        bounds.append(self.db.row_ids())
         if not live:
             compared = [self.nodes[n] for n in sorted(self.caught_up)]
             for name, found in self.each(compared, _Node.id_bounds).items():
@@ -925,6 +1213,17 @@ class _Run:
         lo = min(los)
         return (lo, hi) if lo <= hi else None
 
+    def count_foreign(self) -> None:
+        """Other runs' rows per node; without any on the compared nodes, chunk queries need
+        no per-row filter."""
+        reachable = [n for n in self.nodes.values() if n.conn is not None]
+        for name, found in self.each(reachable, _Node.foreign_rows).items():
+            if isinstance(found, DatabaseError):
+                self.lose(self.nodes[name], found, "counting other runs' rows")
+            else:
+                self.foreign[name] = found
+        self.filtered = any(self.foreign.get(n.name, 1) for n in self.compared())
+
     def compared(self) -> list[_Node]:
         assert self.primary is not None  # noqa: S101 - set before this step
         return [self.primary, *(self.nodes[n] for n in sorted(self.caught_up) if self.nodes[n].ok)]
@@ -933,9 +1232,12 @@ class _Run:
         self, lo: int, hi: int, nodes: Sequence[_Node], *, journal: bool = True
     ) -> dict[str, _Aggregate]:
         """Aggregates of `nodes` over lo..hi; the primary's with the row hash if `journal`."""
-        primary = self.primary
+        primary, filtered = self.primary, self.filtered
         found = self.each(
-            nodes, lambda n: n.aggregate(lo, hi, with_row_hash=journal and n is primary)
+            nodes,
+            lambda n: n.aggregate(
+                lo, hi, with_row_hash=journal and n is primary, filtered=filtered
+            ),
         )
         out: dict[str, _Aggregate] = {}
         for name, agg in found.items():
@@ -947,28 +1249,35 @@ class _Run:
 
     def chunk_pass(self, lo: int, hi: int) -> None:
         o = self.options
-        size = max(o.min_chunk, min(o.first_chunk, o.max_chunk))
-        start = lo
+        size = _grains(max(o.min_chunk, min(o.first_chunk, o.max_chunk)))
+        # Whole grains, so that the journal's cached expectations serve every range but the last
+        # (ids below `lo` exist nowhere: it is the lowest id of every node and the journal).
+        start = lo - lo % _GRAIN
         while start <= hi:
             end = min(hi, start + size - 1)
             nodes = self.compared()
             pending = (
                 self.pool.submit(self.aggregates, start, end, nodes) if len(nodes) > 1 else None
             )
-            expected = self.db.expected(start, end)
+            with self.phase("chunks_journal"):
+                expected = self._expected(start, end)
             aggs = pending.result() if pending is not None else self.aggregates(start, end, nodes)
             self.account(aggs)
             self.judge(start, end, aggs, expected)
             self.chunks += 1
             slowest = max((a.seconds for a in aggs.values()), default=0.0)
-            size = _next_size(size, slowest, o)
+            size = _grains(_next_size(size, slowest, o))
             self.progress(f"checked ids {lo}..{end} of {lo}..{hi} ({_percent(start, end, lo, hi)})")
             start = end + 1
+
+    def _expected(self, lo: int, hi: int) -> tuple[int, int]:
+        if self.expect is None:
+            self.expect = _Expectations(self.db, self.journal)
+        return self.expect.get(lo, hi)
 
     def account(self, aggs: Mapping[str, _Aggregate]) -> None:
         for name, agg in aggs.items():
             self.rows[name] += agg.mine
-            self.foreign[name] += agg.foreign
 
     def judge(
         self, lo: int, hi: int, aggs: Mapping[str, _Aggregate], expected: tuple[int, int] | None
@@ -979,7 +1288,7 @@ class _Run:
         ref = aggs.get(self.primary.name)
         if ref is None:
             return
-        journal_differs = expected is not None and (ref.mine, ref.row) != expected
+        journal_differs = expected is not None and (ref.mine, ref.row, ref.bad) != (*expected, 0)
         differing = tuple(
             name
             for name, agg in aggs.items()
@@ -1004,7 +1313,7 @@ class _Run:
         involved = [self.primary, *(self.nodes[n] for n in differing if self.nodes[n].ok)]
         for a, b in ((lo, mid), (mid + 1, hi)):
             aggs = self.aggregates(a, b, involved, journal=journal_differs)
-            expected = self.db.expected(a, b) if journal_differs else None
+            expected = self._expected(a, b) if journal_differs else None
             self.judge(a, b, aggs, expected)
 
     def leaf(self, lo: int, hi: int, journal_differs: bool, differing: tuple[str, ...]) -> None:
@@ -1014,6 +1323,8 @@ class _Run:
         theirs = {n: self._fetch(self.nodes[n], lo, hi) for n in differing if self.nodes[n].ok}
         expected = self.db.acked_in(lo, hi)
         lookup = self.db.lookup(_odd_keys([primary_rows, *theirs.values()], expected))
+        for writer, seq in _odd_keys([primary_rows], expected):
+            self.suspects.setdefault(writer, set()).add(seq)
         if journal_differs:
             self.checks.append(
                 check_chunk(self.primary.name, primary_rows, expected, lookup, lo=lo, hi=hi)
@@ -1078,9 +1389,22 @@ class _Run:
             lookup.update(self.db.lookup((r[1], r[2]) for r in rows if (r[1], r[2]) not in lookup))
             self.checks.append(check_chunk(self.primary.name, rows, batch, lookup, lo=0, hi=0))
 
-    def duplicates(self, upto: int) -> None:
+    def duplicates(self) -> None:
+        """Duplicates across ranges: the server's GROUP BY over the (writer_id, seq) index, for
+        the keys of the primary's rows that were not where the journal expected them.
+
+        Every extra copy of a write is such a row (the journal expects each write once, at its
+        own row id), so its range was fetched, whichever copy is the extra one; grouping those
+        keys finds every duplicate at a cost that follows the anomalies, not the table."""
         assert self.primary is not None  # noqa: S101 - set before this step
-        groups = self.primary.duplicate_groups(upto)
+        groups: list[tuple[str, int, list[int]]] = []
+        for writer, seqs in sorted(self.suspects.items()):
+            ordered = sorted(seqs)
+            for i in range(0, len(ordered), _LOOKUP_BATCH):
+                try:
+                    groups += self.primary.duplicate_groups(writer, ordered[i : i + _LOOKUP_BATCH])
+                except DatabaseError as exc:
+                    self.lose(self.primary, exc, "grouping duplicates")
         self.anomalies.extend(ledger.duplicated_groups(self.primary.name, groups))
 
     def bank_totals(self, expected: int) -> None:
@@ -1114,7 +1438,7 @@ class _Run:
                 gtid=self.gtids.get(name),
                 caught_up=True if node is self.primary else (name in self.caught_up),
                 rows=rows,
-                foreign_rows=self.foreign[name] if judged and self.id_range is not None else None,
+                foreign_rows=self.foreign.get(name),
                 reason=reason,
             )
         return out
@@ -1124,6 +1448,10 @@ def _next_size(size: int, seconds: float, o: Options) -> int:
     """Grow or shrink the chunk toward `chunk_seconds`, at most twofold per step."""
     factor = 2.0 if seconds <= 0 else min(2.0, max(0.5, o.chunk_seconds / seconds))
     return max(o.min_chunk, min(o.max_chunk, int(size * factor)))
+
+
+def _grains(size: int) -> int:
+    return max(_GRAIN, size - size % _GRAIN)
 
 
 def _percent(start: int, end: int, lo: int, hi: int) -> str:
@@ -1151,30 +1479,38 @@ def _anomaly_ids(a: Anomaly) -> set[int]:
     return {one} if isinstance(one, int) else set()
 
 
-def _history(
-    journal: Journal, lag_bound: float, bank_expected: int | None
-) -> tuple[list[Anomaly], list[Failure]]:
-    """The journal's own checks (reads, bank observations, acknowledgements), each guarded: a
-    crash of one makes the verdict unknown, never valid."""
+@dataclass
+class _History:
+    """The journal's own checks, run in a thread of their own while the servers work."""
+
+    found: list[Anomaly] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    outcomes: _Outcomes | None = None
+    done: bool = False
+
+
+def _history(journal: Journal, lag_bound: float, bank_expected: int | None, out: _History) -> None:
+    """Count outcomes, then judge acknowledgements, reads and bank observations, each step
+    guarded: a crash of one makes the verdict unknown, never valid."""
     db = _JournalDB(journal)
-    found: list[Anomaly] = []
-    failures: list[Failure] = []
-    steps: list[tuple[str, Callable[[], list[Anomaly]]]] = [
-        ("split_brain", lambda: _split_brain(db.db)),
-        ("stale", lambda: _stale(db.db, lag_bound)),
-        ("non_monotonic", lambda: _non_monotonic(db.db)),
-    ]
-    if bank_expected is not None:
-        steps.append(("bank_total", lambda: _bank_observations(db.db, bank_expected)))
     try:
+        out.outcomes = _outcomes(db, journal)
+        servers = out.outcomes.servers
+        steps: list[tuple[str, Callable[[], list[Anomaly]]]] = [
+            ("split_brain", lambda: _split_brain(db.db, servers)),
+            ("stale", lambda: _stale(db.db, lag_bound)),
+            ("non_monotonic", lambda: _non_monotonic(db.db)),
+        ]
+        if bank_expected is not None:
+            steps.append(("bank_total", lambda: _bank_observations(db.db, bank_expected)))
         for name, step in steps:
             try:
-                found.extend(step())
+                out.found.extend(step())
             except Exception as exc:  # noqa: BLE001 - a crashed check is unknown, not valid
-                failures.append(Failure(name, f"{type(exc).__name__}: {exc}"))
+                out.failures.append(Failure(name, f"{type(exc).__name__}: {exc}"))
+        out.done = True
     finally:
         db.close()
-    return found, failures
 
 
 def verify(
@@ -1196,50 +1532,35 @@ def verify(
     o = options or Options()
     started = time.monotonic()
     run = _Run(target, journal, o)
-    history: dict[str, Any] = {}
+    history = _History()
     bank_meta = journal.meta("bank_total")
     bank_expected = int(bank_meta) if bank_meta is not None else None
     # The journal's own checks need no MySQL: they run while the servers work.
     history_thread = threading.Thread(
-        target=lambda: history.update(r=_history(journal, o.lag_bound, bank_expected)),
+        target=_history,
+        args=(journal, o.lag_bound, bank_expected, history),
         name="verify-history",
         daemon=True,
     )
     try:
         run.connect()
-        run.primary = primary = run.find_primary()
+        run.primary = run.find_primary()
         history_thread.start()
-        horizon = primary.id_bounds()[1]
-        live_since = time.time() if live is not None else None
-        live_seqs = None
-        if live is not None:
-            live.settle()
-            # Everything up to these seqs is journaled now; later seqs are not a crash window.
-            live_seqs = dict(live.writer_seqs())
-        run.target_gtid = primary.gtid_position()
-        run.progress(f"barrier: waiting for replicas to reach {run.target_gtid or 'nothing'}")
-        run.barrier(run.target_gtid)
-        run.read_gtid_states()
-        run.id_range = run.id_bounds(horizon, live=live is not None)
-        if run.id_range is not None:
-            run.chunk_pass(*run.id_range)
-            run.duplicates(run.id_range[1])
-        run.unplaced(live_since)
-        if bank_expected is not None:
-            run.bank_totals(bank_expected)
-        history_thread.join()
-        found, failed = history.get(
-            "r", ([], [Failure("history", "the journal checks did not finish")])
-        )
-        nodes = run.node_verdicts()
-        verdict = verdict_from_chunks(
-            run.checks,
-            counts=run.db.counts(live_seqs),
-            nodes=nodes,
-            anomalies=[*run.anomalies, *found],
-            failures=[*run.failures, *failed],
-            cap=o.cap,
-        )
+        live_seqs = _servers_side(run, live, bank_expected)
+        with run.phase("journal_checks_wait"):
+            history_thread.join()
+        if not history.done:
+            history.failures.append(Failure("history", "the journal checks did not finish"))
+        outcomes = history.outcomes or run.db.outcomes()
+        with run.phase("verdict"):
+            verdict = verdict_from_chunks(
+                run.checks,
+                counts=run.db.counts(outcomes, live_seqs),
+                nodes=run.node_verdicts(),
+                anomalies=[*run.anomalies, *history.found],
+                failures=[*run.failures, *history.failures],
+                cap=o.cap,
+            )
     finally:
         if history_thread.is_alive():
             history_thread.join()
@@ -1255,9 +1576,46 @@ def verify(
         drilled=run.drilled,
         fetched_rows=run.fetched,
         seconds=time.monotonic() - started,
+        phases=dict(run.phases),
     )
     _log_summary(result, summary)
     return result
+
+
+def _servers_side(
+    run: _Run, live: LiveRun | None, bank_expected: int | None
+) -> dict[str, int] | None:
+    """Barrier, chunks, drill-down, duplicates, bank: everything that asks the servers.
+    Returns, for a live run, each writer's seq when the journal was settled."""
+    primary = run.primary
+    assert primary is not None  # noqa: S101 - found before this step
+    horizon = primary.id_bounds()[1]
+    live_since = time.time() if live is not None else None
+    live_seqs = None
+    if live is not None:
+        with run.phase("settle"):
+            live.settle()
+        # Everything up to these seqs is journaled now; later seqs are not a crash window.
+        live_seqs = dict(live.writer_seqs())
+    run.target_gtid = primary.gtid_position()
+    run.progress(f"barrier: waiting for replicas to reach {run.target_gtid or 'nothing'}")
+    with run.phase("barrier"):
+        run.barrier(run.target_gtid)
+        run.read_gtid_states()
+    with run.phase("chunks"):
+        run.count_foreign()
+        run.id_range = run.id_bounds(horizon, live=live is not None)
+        if run.id_range is not None:
+            run.chunk_pass(*run.id_range)
+        if run.expect is not None:
+            run.expect.save()
+    with run.phase("unplaced_and_bank"):
+        run.unplaced(live_since)
+        if bank_expected is not None:
+            run.bank_totals(bank_expected)
+    with run.phase("duplicates"):
+        run.duplicates()
+    return live_seqs
 
 
 def _primary_rows(result: Verification) -> int | None:

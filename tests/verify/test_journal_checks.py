@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -119,8 +120,10 @@ def test_counts_and_lookup_follow_journal_attempts(journal: tuple[Journal, list[
     j, every = journal
     db = verify._JournalDB(j)
     try:
-        assert db.counts() == count_outcomes(every)
-        live = db.counts({"run1-1-0": 300})
+        outcomes = db.outcomes()
+        assert outcomes.servers == 3
+        assert db.counts(outcomes) == count_outcomes(every)
+        live = db.counts(outcomes, {"run1-1-0": 300})
         assert count_outcomes(every).indeterminate - live.indeterminate == 20
         by_key = {a.key: a for a in every}
         wanted = [("run1-1-0", 97), ("run1-1-0", 98), ("run1-1-0", 320), ("run1-1-0", 321),
@@ -143,7 +146,7 @@ def test_split_brain_from_spans_equals_the_core(journal: tuple[Journal, list[Att
     )
     db = verify._JournalDB(j)
     try:
-        found = verify._split_brain(db.db)
+        found = verify._split_brain(db.db, db.outcomes().servers)
     finally:
         db.close()
     expected = primaries.split_brain(acked)
@@ -186,3 +189,68 @@ def test_non_monotonic_and_bank_in_windows_equal_the_core(
     assert len(expected) >= 20
     assert same(found, expected)
     assert same(found_bank, bank.bank_total(list(j.bank()), {}, expected=10_000))
+
+
+def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
+    """Grains cached by one verification, brought up to date with attempts journaled since,
+    equal the grains computed from scratch; a cache of another journal is ignored."""
+    attempts, _, _ = _history(random.Random(11))
+    path = tmp_path / "j.sqlite"
+    j = Journal(path, target="127.0.0.1:3306/integrity.ledger")
+    half = len(attempts) // 2
+    for a in attempts[:half]:
+        j.record_attempt(a)
+    j.flush()
+    bounds = chunks.chunk_bounds(0, 1999, verify._GRAIN)
+
+    def grains(fresh: bool) -> list[tuple[int, int]]:
+        db = verify._JournalDB(j)
+        try:
+            if fresh:
+                return [db.expected(lo, hi) for lo, hi in bounds]
+            expect = verify._Expectations(db, j)
+            found = [expect.get(lo, hi) for lo, hi in bounds]
+            expect.save()
+            return found
+        finally:
+            db.close()
+
+    assert grains(fresh=False) == grains(fresh=True)  # cold: builds the cache
+    db = verify._JournalDB(j)
+    try:
+        assert verify._outcomes(db, j) == db.outcomes()  # cold: counted and cached
+    finally:
+        db.close()
+    for a in attempts[half:]:
+        j.record_attempt(a)
+    j.flush()
+    assert Path(f"{path}.verify-cache").exists()
+    db = verify._JournalDB(j)
+    try:
+        assert verify._outcomes(db, j) == db.outcomes()  # cached counts, caught up
+        assert db.outcomes().total == len(attempts) and db.outcomes().servers == 3
+    finally:
+        db.close()
+    warm = grains(fresh=False)
+    assert warm == grains(fresh=True)
+    db = verify._JournalDB(j)
+    try:
+        expect = verify._Expectations(db, j)
+        for lo, hi in [(0, 0), (1, 998), (999, 1000), (17, 1999), (1000, 1998), (250, 4321)]:
+            assert expect.get(lo, hi) == db.expected(lo, hi), (lo, hi)
+    finally:
+        db.close()
+    assert warm == [
+        (c.count, c.checksum) for c in chunks.expected_chunks(attempts, bounds, verify.row_hash)
+    ]
+    j.close()
+    other = Journal(tmp_path / "other.sqlite", target="127.0.0.1:3306/integrity.ledger")
+    Path(f"{tmp_path / 'other.sqlite'}.verify-cache").write_bytes(
+        Path(f"{path}.verify-cache").read_bytes()
+    )
+    db = verify._JournalDB(other)
+    try:
+        assert verify._Expectations(db, other).grains == {}
+    finally:
+        db.close()
+        other.close()
