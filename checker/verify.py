@@ -17,9 +17,13 @@
    primary) is bisected server-side until it is small, then its rows are fetched and judged by
    the core's detectors (`check_chunk`, `divergent_rows`). Memory follows the chunk, never
    the table.
-5. Whole-table checks: duplicates by an indexed GROUP BY, errant GTIDs, bank totals, and the
-   journal's reads, bank observations and acknowledgements (stale, non_monotonic, bank_total,
-   split_brain), each streamed in bounded memory.
+5. Whole-table checks: duplicates across ranges by an indexed GROUP BY of the keys that were
+   not where the journal expected them, errant GTIDs, bank totals, and the journal's reads,
+   bank observations and acknowledgements (stale, non_monotonic, bank_total, split_brain),
+   each streamed in bounded memory.
+
+The journal's expected aggregates are cached next to it (`<journal>.verify-cache`) and only
+brought up to date by later verifications: a journal is append-only.
 
 Only rows of this journal's run count: their writer ids start with `<run_id>-`. Rows of other
 runs are counted per node (`foreign_rows`), never judged. docs/verification.md has the rest.
@@ -1085,7 +1089,7 @@ class _Run:
 
     # -- 1. nodes and the primary ---------------------------------------------------------------
     def connect(self) -> None:
-        # (connections are opened in parallel)
+        # In parallel: one node that hangs (a paused server) must not hold up the others.
         for node, opened in zip(
             self.nodes.values(), self.pool.map(_Node.open, self.nodes.values()), strict=True
         ):

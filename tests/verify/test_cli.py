@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,3 +133,35 @@ def test_run_ends_with_a_full_verification(healthy: Lab, tmp_path: Path) -> None
     verifications = j.rows("verifications")
     assert len(verifications) == 1 and json.loads(verifications[0]["valid"]) is True
     assert json.loads(verifications[0]["verdict"])["counts"]["ok"] == len(acked(journal)) > 0
+
+
+def test_progress_goes_to_stderr_only_on_a_terminal(healthy: Lab, clean_journal: Path) -> None:
+    """On a terminal, stderr shows progress lines; stdout keeps the JSON alone."""
+    master, slave = pty.openpty()
+    try:
+        args = ["--lab", str(healthy.dir), "--journal", str(clean_journal), "--json"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "checker.cli", "verify", *args, "--log-level", "warning"],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            text=True,
+        )
+        os.close(slave)
+        seen = b""
+        while True:
+            ready, _, _ = select.select([master], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+    assert proc.returncode == 0
+    assert b"verify: barrier" in seen and b"verify: checked ids" in seen
+    assert json.loads(out)["valid"] is True
