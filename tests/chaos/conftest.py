@@ -1,0 +1,181 @@
+"""Fixtures and helpers for the Chaos Toolkit tests: real labs, real checkers, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from checker.lab.topology import Lab
+from checker.service import Service
+from tests._wait import wait_for
+from tests.conftest import start_lab
+from tests.service._run import running, wait_writes
+
+CHAOS = Path(sys.executable).with_name("chaos")
+ROOT = Path(__file__).parents[2]
+EXPERIMENTS = ROOT / "experiments"
+LOCAL = EXPERIMENTS / "local"
+TOKEN = "chaos-api-token-for-tests-5b2e"
+
+
+@dataclass(frozen=True)
+class Checker:
+    """A running checker: its service (the ground truth) and its API's URL."""
+
+    service: Service
+    url: str
+
+
+# Generous: on a loaded test machine replicas can lag for seconds, and a read that misses an
+# acknowledged write for longer than the bound is a `stale` anomaly. These tests are about
+# lost writes and the chaos plumbing, not about how fresh the replicas are.
+LAG_BOUND = 30.0
+
+
+@contextmanager
+def checker_on(lab: Lab, directory: Path) -> Iterator[Checker]:
+    """An in-process checker with bearer token TOKEN, writing to `lab` and already verdict VALID."""
+    token_file = directory / "token"
+    token_file.write_text(TOKEN + "\n")
+    with running(
+        lab, directory / "journal.sqlite", api_token_file=str(token_file), lag_bound=LAG_BOUND
+    ) as (service, url):
+        assert url is not None
+        wait_writes(service, 50)
+        wait_for(
+            lambda: service.verdict().valid.json is True,
+            timeout=30,
+            what="a VALID verdict from the new checker",
+        )
+        yield Checker(service, url)
+
+
+@pytest.fixture(scope="package")
+def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A 3-node lab for the modules that only read it or undo what they do."""
+    lab = start_lab(tmp_path_factory.mktemp("chaos-lab"), replicas=2)
+    try:
+        yield lab
+    finally:
+        lab.down(purge=True)
+
+
+@pytest.fixture(scope="package")
+def shared_checker(shared_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checker]:
+    """A checker on `shared_lab`, with a bearer token."""
+    with checker_on(shared_lab, tmp_path_factory.mktemp("chaos-checker")) as checker:
+        yield checker
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def chaos_env(**extra: str) -> dict[str, str]:
+    """The environment for the chaos CLI: ours, minus anything that could point it elsewhere."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHAOSTOOLKIT_")}
+    env.update(extra)
+    return env
+
+
+def chaos(
+    args: list[str], cwd: Path, *, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real `chaos` CLI, in `cwd` (it writes chaostoolkit.log there), never checking for a
+    newer version (no network) and with its own empty settings file."""
+    return subprocess.run(
+        [
+            str(CHAOS),
+            "--no-version-check",
+            "--settings",
+            str(cwd / "settings.yaml"),
+            *args,
+        ],
+        cwd=cwd,
+        env=env or chaos_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass(frozen=True)
+class ChaosRun:
+    """What a `chaos run` left behind."""
+
+    proc: subprocess.CompletedProcess[str]
+    journal: dict[str, Any]
+    log: str
+    seconds: float
+
+
+def run_experiment(
+    experiment: Path,
+    workdir: Path,
+    configuration: dict[str, Any],
+    secrets: dict[str, Any] | None = None,
+    *,
+    timeout: float = 120.0,
+) -> ChaosRun:
+    """`chaos run` with `--var`s for the configuration and a `--var-file` for the secrets,
+    rollbacks always played; returns its journal and log."""
+    args = ["run", "--rollback-strategy", "always", "--journal-path", str(workdir / "journal.json")]
+    for key, value in configuration.items():
+        args += ["--var", f"{key}={value}"]
+    if secrets:
+        var_file = workdir / "vars.json"
+        var_file.write_text(json.dumps({"secrets": secrets}))
+        args += ["--var-file", str(var_file)]
+    started = time.monotonic()
+    proc = chaos([*args, str(experiment)], workdir, timeout=timeout)
+    seconds = time.monotonic() - started
+    journal_path = workdir / "journal.json"
+    assert journal_path.exists(), f"no journal (exit {proc.returncode}): {proc.stderr[-3000:]}"
+    log_path = workdir / "chaostoolkit.log"
+    log = log_path.read_text() if log_path.exists() else ""
+    return ChaosRun(proc, json.loads(journal_path.read_text()), log, seconds)
+
+
+def outputs(journal: dict[str, Any]) -> dict[str, Any]:
+    """Each method and rollback activity's output by name."""
+    return {r["activity"]["name"]: r["output"] for r in [*journal["run"], *journal["rollbacks"]]}
+
+
+def steady_states(run: ChaosRun) -> dict[str, list[tuple[str, Any]]]:
+    """(probe name, output) of each hypothesis run: what a failure message needs."""
+    states = run.journal.get("steady_states") or {}
+    return {
+        when: [
+            (p["activity"]["name"], p["output"]) for p in (states.get(when) or {}).get("probes", [])
+        ]
+        for when in ("before", "after")
+    }
+
+
+def log_lines(run: ChaosRun, level: str, needle: str) -> list[str]:
+    """The run's log lines at `level` (e.g. WARNING) that contain `needle`."""
+    return [line for line in run.log.splitlines() if f" {level}]" in line and needle in line]
+
+
+def failed_activities(journal: dict[str, Any]) -> list[str]:
+    return [
+        r["activity"]["name"]
+        for r in [*journal["run"], *journal["rollbacks"]]
+        if r["status"] != "succeeded"
+    ]
