@@ -63,7 +63,7 @@ def checker_on(lab: Lab, directory: Path) -> Iterator[Checker]:
 
 @pytest.fixture(scope="package")
 def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A 3-node lab for the modules that only read it or undo what they do."""
+    """A 3-node lab for the modules that only read it or undo what they do (idle in between)."""
     lab = start_lab(tmp_path_factory.mktemp("chaos-lab"), replicas=2)
     try:
         yield lab
@@ -71,9 +71,10 @@ def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.down(purge=True)
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="module")
 def shared_checker(shared_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checker]:
-    """A checker on `shared_lab`, with a bearer token."""
+    """A checker on `shared_lab`, with a bearer token; per module, so that its writers (threads
+    of this process) stop before the modules that run chaos against checkers of their own."""
     with checker_on(shared_lab, tmp_path_factory.mktemp("chaos-checker")) as checker:
         yield checker
 

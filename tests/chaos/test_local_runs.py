@@ -1,0 +1,94 @@
+"""The other local experiments run for real, one after the other, on one lab and one checker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from checker.lab.topology import Lab
+from tests.chaos.conftest import (
+    LOCAL,
+    TOKEN,
+    ChaosRun,
+    checker_on,
+    failed_activities,
+    log_lines,
+    outputs,
+    run_experiment,
+    steady_states,
+)
+from tests.service._run import get
+
+# Each heals what it did (rollback heal_all), so they can share a lab; order as in the README.
+NAMES = ["force-delete-pod", "out-of-service-taint", "primary-pod-kill", "replica-partition"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A run, and the lab and the checker as the run left them."""
+
+    run: ChaosRun
+    nodes: dict[str, Any]
+    verdict: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def outcomes(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
+    """Every experiment in NAMES, run in order against one checker."""
+    with checker_on(lab, tmp_path_factory.mktemp("checker")) as checker:
+        found = {}
+        for name in NAMES:
+            run = run_experiment(
+                LOCAL / f"{name}.json",
+                tmp_path_factory.mktemp(name),
+                {"lab_dir": lab.dir, "checker_url": checker.url, "settle_seconds": 2},
+                {"checker": {"token": TOKEN}},
+                timeout=120,
+            )
+            found[name] = Outcome(run, lab.status()["nodes"], get(checker.url, "/verdict"))
+        yield found
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_experiment_completes_and_the_verdict_stays_valid(
+    name: str, outcomes: dict[str, Outcome]
+) -> None:
+    """The run completes with its hypothesis met before and after, every activity succeeded,
+    the checker found nothing and the lab has no fault left."""
+    outcome = outcomes[name]
+    run = outcome.run
+    why = (steady_states(run), log_lines(run, "WARNING", ""), outcome.verdict)
+    assert run.proc.returncode == 0, why
+    assert run.journal["deviated"] is False, why
+    assert run.journal["steady_states"]["before"]["steady_state_met"] is True, why
+    assert run.journal["steady_states"]["after"]["steady_state_met"] is True, why
+    assert failed_activities(run.journal) == [], why
+    assert outputs(run.journal)["checker-anomaly-counts"]["total"] == 0
+    assert outcome.verdict["valid"] is True
+    assert all(not node["faults"] for node in outcome.nodes.values()), outcome.nodes
+    assert all(node["state"] == "running" for node in outcome.nodes.values()), outcome.nodes
+
+
+def test_the_double_start_was_refused(outcomes: dict[str, Outcome]) -> None:
+    """In force-delete-pod the second server on the shared datadir was refused by the file locks
+    while the original kept serving, and at most one server was writable."""
+    out = outputs(outcomes["force-delete-pod"].run.journal)
+    double = out["replacement-on-the-same-volume-is-refused-while-the-old-one-runs"]
+    assert double["refused"] is True, double
+    assert double["original_serving"] is True, double
+    assert 0 <= out["at-most-one-writable-primary-after-the-double-start"] <= 1
+
+
+def test_the_partitioned_replica_missed_nothing_for_the_primary(
+    outcomes: dict[str, Outcome],
+) -> None:
+    """In replica-partition the primary kept acknowledging writes while the replica was cut
+    off, and the replica was replicating again afterwards."""
+    out = outputs(outcomes["replica-partition"].run.journal)
+    assert out["partition-the-replica"]["partitioned"] == "reset"
+    assert out["writes-while-the-replica-is-cut-off"]["ok"] > 0
+    assert out["primary-keeps-acknowledging-writes"] is True
+    assert out["replica-caught-up"] is True
