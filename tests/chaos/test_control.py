@@ -12,7 +12,8 @@ import pytest
 from chaoslib.experiment import run_experiment
 
 from checker.lab.topology import Lab
-from probes import control
+from probes import checker as checker_probes
+from probes import control, discover
 from tests.chaos.conftest import TOKEN, Checker, closed_port
 from tests.service._run import get
 
@@ -235,3 +236,19 @@ def test_a_run_completes_with_the_checker_unreachable(
     assert journal["run"][0]["output"] == "mysql-0"
     (warning,) = timeline_warnings(caplog)
     assert "is unreachable" in warning
+
+
+def test_discovery_lists_the_checker_probes_and_no_control_hook() -> None:
+    """`chaos discover` describes probes.checker's activities, typed by PROBES, and lists none of
+    the control's hooks as actions."""
+    activities = discover(discover_system=False)["activities"]
+    assert [a for a in activities if a["mod"] == "probes.control"] == []
+    found = {a["name"]: a for a in activities if a["mod"] == "probes.checker"}
+    assert set(found) == set(checker_probes.__all__)
+    assert {n for n, a in found.items() if a["type"] == "probe"} == set(checker_probes.PROBES)
+    assert found["verify"]["type"] == "action"
+    assert found["verdict_valid"]["return_type"] == "boolean"
+    assert found["wait_for_new_writes"]["arguments"][:2] == [
+        {"name": "count", "default": 50, "type": "integer"},
+        {"name": "timeout", "default": 60.0, "type": "number"},
+    ]
