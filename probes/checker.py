@@ -76,7 +76,8 @@ def verdict_valid(
 
     An INVALID verdict answers False at once. While the verdict is `unknown` (the checker cannot
     vouch for the data yet, e.g. just after a fault or a start) or the checker does not answer,
-    GET /verdict is retried for up to `timeout` seconds (0: one try); then False.
+    GET /verdict is retried for up to `timeout` seconds (0: one try); then False. The verdict
+    is the checker's latest live analysis (about one a second), so ask a moment after a fault.
     """
     limit = cfg.seconds(timeout, "argument timeout", allow_zero=True)
     checker = target(configuration, secrets)
