@@ -105,6 +105,7 @@ class LiveAnalysis:
         self.last_cycle: float | None = None
         self.cycles = 0
         self.first_flagged: dict[str, float] = {}
+        self.flagged_at: dict[tuple[str, str | None, str | None, int | None], float] = {}
 
     # -- sinks (called from workload threads) ------------------------------------------------
     def add_attempt(self, a: Attempt) -> None:
@@ -210,6 +211,7 @@ class LiveAnalysis:
             key = (anomaly.type, anomaly.node, anomaly.writer_id, anomaly.seq)
             if key not in self.anomalies:
                 self.anomalies[key] = anomaly
+                self.flagged_at[key] = now
                 self.first_flagged.setdefault(anomaly.type, now)
                 log.warning(
                     "anomaly_flagged",
@@ -334,20 +336,18 @@ class LiveAnalysis:
             failures=self.failures,
         )
 
-    def merge_full(self, full: Verdict) -> Verdict:
-        """A full verification's verdict, with live-only findings (reads, acks) added.
+    def merge_full(self, full: Verdict, started: float) -> Verdict:
+        """A full verification's verdict (begun at `started`), with what live analysis has
+        found since, and the live analysis' current failures (e.g. the primary unreadable).
 
-        Only types the full verification found nothing of: it judges the whole journal, which
-        holds everything seen live, so adding its findings again would count them twice.
-        `merge` keeps the full verdict's exact counts (its examples are capped).
+        Findings flagged before the verification began are in the journal it judged, so they
+        are its findings already; adding them again would count them twice. `merge` keeps the
+        full verdict's exact counts (its examples are capped).
         """
-        extra = [
-            a
-            for a in self.anomalies.values()
-            if a.type in ("stale", "non_monotonic", "split_brain", "bank_total")
-            and not full.anomaly_counts.get(a.type)
-        ]
-        return merge([full, build_verdict(extra)]) if extra else full
+        since = [a for key, a in self.anomalies.items() if self.flagged_at.get(key, 0.0) >= started]
+        if not since and not self.failures:
+            return full
+        return merge([full, build_verdict(since, failures=self.failures)])
 
 
 def node_verdicts(nodes: Iterable[str]) -> dict[str, NodeVerdict]:

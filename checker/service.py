@@ -62,6 +62,7 @@ class Service:
         self.verify_lock = threading.Lock()
         self.last_verification: dict[str, Any] | None = None
         self.full_verdict: Verdict | None = None
+        self.full_started = 0.0
         self.fatal: str | None = None
         self.annotations: list[dict[str, Any]] = []
         self.ready = False
@@ -285,7 +286,7 @@ class Service:
         if not self.ready:
             problems.append(Failure("mysql", "MySQL has not been reachable yet"))
         base = (
-            self.live.merge_full(self.full_verdict)
+            self.live.merge_full(self.full_verdict, self.full_started)
             if self.full_verdict is not None
             else self.live.verdict
         )
@@ -307,6 +308,7 @@ class Service:
         finally:
             self.verify_lock.release()
         finished = time.time()
+        self.full_started = started
         self.full_verdict = verdict
         merged = self.verdict()
         self.last_verification = {
@@ -353,6 +355,11 @@ class Service:
                 k: (round(x, 3) if x is not None else None) for k, x in sorted(self.lag.items())
             },
             "anomaly_counts": {k: n for k, n in v.anomaly_counts.items() if n},
+            "analysis": {
+                "cycles": self.live.cycles,
+                "last": self.live.last_cycle,
+                "interval": self.settings.analysis_interval,
+            },
             "journal": {
                 "path": str(self.settings.journal),
                 "run_id": self.journal.info.run_id,

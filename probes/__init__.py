@@ -1,9 +1,9 @@
 """Chaos Toolkit extension for the MySQL data-integrity checker.
 
-Modules: `probes.mysql` (steady-state probes on the MySQL endpoints), `probes.lab` (the local
-lab's faults), `probes.kubernetes` (the same faults on a cluster), `probes.checker` and
-`probes.control` (the checker's API). `chaos discover mysql-chaos-checker` ends up in
-`discover` below.
+Modules: `probes.mysql` (steady-state probes on the MySQL endpoints), `probes.lab` (the
+local lab's faults), `probes.kubernetes` (the same faults on a cluster), `probes.checker` (the
+checker's API), and the control `probes.control` (annotates the checker's timeline).
+`chaos discover mysql-chaos-checker` ends up in `discover` below.
 
 Each activity module lists its exports in `__all__` and its read-only activities in `PROBES`;
 every other export is discovered as an action.
@@ -28,8 +28,7 @@ ACTIVITY_MODULES = (
     "probes.lab",
     "probes.kubernetes",
     "probes.checker",
-    "probes.control",
-)
+)  # probes.control is a control module (hooks), not activities
 
 
 def discover(discover_system: bool = True) -> dict[str, Any]:

@@ -107,11 +107,10 @@ class _Pump(asyncio.Protocol):
             self.peer.transport.resume_reading()
 
     def eof_received(self) -> bool | None:
+        # The MySQL protocol never half-closes: EOF from either side ends the whole connection,
+        # so no socket lingers half-open after a server dies.
         if self.peer is not None and self.peer.transport is not None:
-            with contextlib.suppress(OSError, RuntimeError):
-                if self.peer.transport.can_write_eof():
-                    self.peer.transport.write_eof()
-                    return True
+            self.peer.transport.close()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -91,6 +91,31 @@ def _port_busy(port: int) -> bool:
     return False
 
 
+def _port_owner(port: int) -> str:
+    """' (pid N: cmd)' of the process listening on 127.0.0.1:port, if /proc tells."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                inodes.add(fields[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd).removeprefix("socket:[").rstrip("]") in inodes:
+                    cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+                    return f" (pid {proc.name}: {cmd.strip()})"
+        except OSError:
+            continue
+    return ""
+
+
 class Lab:
     """A lab directory and the operations on it. Constructing one has no side effect."""
 
@@ -401,11 +426,17 @@ class Lab:
         error_log = logs / f"{name}.err"
         sock = Path(node["socket"])
         sock.parent.mkdir(parents=True, exist_ok=True)
-        if _port_busy(int(node["port"])):
-            raise LabError(
-                f"port {node['port']} of {name} is in use by another process: stop it, or "
-                f"`checker lab down --dir {self.dir} --purge` and start a new lab"
-            )
+        port = int(node["port"])
+        deadline = time.monotonic() + 10
+        while _port_busy(port):
+            # Right after a kill the old socket may take a moment to go; wait, then name it.
+            if time.monotonic() > deadline:
+                owner = _port_owner(port)
+                raise LabError(
+                    f"port {port} of {name} is in use by another process{owner}: stop it, or "
+                    f"`checker lab down --dir {self.dir} --purge` and start a new lab"
+                )
+            time.sleep(0.1)
         args = flavor.server_args(
             datadir=Path(node["datadir"]),
             port=int(node["port"]),
