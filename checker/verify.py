@@ -255,9 +255,12 @@ class _Aggregate:
 class _Node:
     """One node: its own connection, used by one thread at a time."""
 
-    def __init__(self, name: str, endpoint: Endpoint, names: Names, prefix: str) -> None:
+    def __init__(
+        self, name: str, endpoint: Endpoint, names: Names, prefix: str, timeout: float = 120.0
+    ) -> None:
         self.name = name
         self.endpoint = endpoint
+        self.timeout = timeout
         self.ledger = names.q("ledger")
         self.accounts = names.q("accounts")
         self.params: dict[str, Any] = {"prefix": prefix, "prefix_len": len(prefix)}
@@ -269,8 +272,13 @@ class _Node:
         """Connect and identify the server. Wrong credentials or grants are the user's to fix
         and raise; an unreachable node is recorded as the reason it is unknown."""
         try:
+            # The endpoint's own timeouts bound the handshake: a port that is not MySQL fails
+            # fast. Verification's statements may then take longer than a workload statement
+            # (a barrier wait, a chunk on a busy server): PyMySQL applies `_read_timeout`
+            # before each read.
             self.conn = mysql.connect(self.endpoint)
             self.info = mysql.server_info(self.conn)
+            self.conn._read_timeout = self.timeout
         except (AuthError, GrantError):
             raise
         except DatabaseError as exc:
@@ -1021,9 +1029,7 @@ class _Run:
         self.run_id = journal.info.run_id
         self.prefix = f"{self.run_id}-"
         self.nodes = {
-            name: _Node(
-                name, ep.with_(read_timeout=options.timeout + 60.0), target.names, self.prefix
-            )
+            name: _Node(name, ep, target.names, self.prefix, options.timeout + 60.0)
             for name, ep in sorted(target.nodes.items())
         }
         self.primary: _Node | None = None
