@@ -106,6 +106,14 @@ def _configure_logs(raw: dict[str, Any]) -> None:
     help="Seconds the GTID barrier waits for replicas during a verification.",
 )
 @click.option(
+    "--read-interval",
+    envvar="CHECKER_READ_INTERVAL",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Seconds between reads through mysql-read (each node is read every second).",
+)
+@click.option(
     "--reconnect-every",
     envvar="CHECKER_RECONNECT_EVERY",
     type=float,

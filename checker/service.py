@@ -195,6 +195,7 @@ class Service:
                         self._sink_reads,
                         self.stop_event,
                         self.nodes,
+                        interval=s.read_interval,
                         reconnect_each_read=True,
                     )
                 )
@@ -208,13 +209,15 @@ class Service:
                         self._sink_reads,
                         self.stop_event,
                         self.nodes,
-                        interval=0.5,
+                        interval=max(1.0, s.read_interval),
                     )
                 )
         self.threads.append(workload.Heartbeat(s.writer, s.names, self.stop_event))
         for name, ep in s.nodes.items():
             self.threads.append(
-                workload.LagSampler(name, ep, s.names, self._sink_lag, self.stop_event)
+                workload.LagSampler(
+                    name, ep, s.names, self._sink_lag, self.stop_event, interval=1.0
+                )
             )
         if "bank" in s.workloads:
             bank_limiter = workload.RateLimiter(0)

@@ -50,6 +50,7 @@ class Settings:
     bank_balance: int = 1000
     bank_concurrency: int = 2
     reconnect_every: float = 5.0
+    read_interval: float = 0.2
     lab_dir: Path | None = None
     log_format: str = "auto"
     log_level: str = "info"
@@ -211,6 +212,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         reconnect_every=_number(
             "--reconnect-every", raw.get("reconnect_every", 5.0) or 0, float, 0
         ),
+        read_interval=_number("--read-interval", _get(raw, "read_interval", 0.2), float, 0.01),
         lab_dir=Path(lab_dir) if lab_dir else None,
         log_format=log_format,
         log_level=str(raw.get("log_level") or "info"),
