@@ -190,3 +190,17 @@ def test_bad_plans_are_one_clear_line(tmp_path: Path, plan: str, needle: str) ->
     assert (
         len([line for line in proc.stderr.splitlines() if line.startswith("checker: error:")]) == 1
     )
+
+
+def test_the_kubernetes_plan_is_a_valid_plan(tmp_path: Path) -> None:
+    """The game-day ConfigMap's plan parses with the same loader (image paths mapped here)."""
+    configmap = yaml.safe_load((ROOT / "manifests/base/chaos/gameday-plan.yaml").read_text())
+    text = configmap["data"]["plan.yaml"].replace(
+        "/app/experiments/", str(ROOT / "experiments") + "/"
+    )
+    token = tmp_path / "api-token"
+    token.write_text("t0ken\n")
+    text = text.replace("/var/run/secrets/checker/api-token", str(token))
+    plan = load_plan(write_plan(tmp_path / "plan.yaml", yaml.safe_load(text)))
+    assert [e.name for e in plan.experiments] == ["kubelet-stop", "force-delete-pod"]
+    assert plan.checker_url is not None and plan.checker_token is not None

@@ -44,6 +44,7 @@ EXTERNAL_SECRETS: dict[tuple[str, str], set[str]] = {
     ("mysql", "checker-mysql"): {"mysql-password"},
     ("mysql", "checker-api"): {"token"},
     ("chaos", "checker-api"): {"token"},
+    ("chaos", "checker-mysql"): {"mysql-password"},
 }
 
 CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}

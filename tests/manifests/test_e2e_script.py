@@ -82,16 +82,19 @@ def test_script_is_strict_executable_and_cleans_up() -> None:
 
 
 def test_script_does_what_the_runbook_says() -> None:
-    """It creates the cluster from the kind config, loads the image and runs both experiments."""
+    """It creates the cluster from the kind config, loads the image, runs the game day (both
+    experiments) in the cluster from the CronJob, and reads the verdict's `valid`."""
     text = _script()
     assert str(KIND_CLUSTER_CONFIG.relative_to(REPO)) in text
     assert "kind load docker-image" in text
     assert "docker build" in text
     assert "experiments=(kubelet-stop force-delete-pod)" in text
-    assert '"kubelet_method": "docker"' in text
-    assert "--var-file" in text
+    assert "create job" in text and "--from=cronjob/gameday" in text
     assert "port-forward" in text
-    assert "/verdict" in text
+    assert "/verdict" in text and '["valid"]' in text
+    plan = (REPO / "manifests/base/chaos/gameday-plan.yaml").read_text()
+    for e in ("kubelet-stop", "force-delete-pod"):
+        assert f"/app/experiments/{e}.json" in plan
 
 
 @pytest.mark.parametrize(
