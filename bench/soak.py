@@ -11,16 +11,14 @@ first third after warm-up. Exit 0 when both are flat (RSS within +20 %, fds with
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from checker._spawn import spawn_checker
+from checker.errors import CheckerError
 from checker.lab.topology import Lab
 
 
@@ -34,50 +32,38 @@ def soak(seconds: float, every: float) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as d:
         lab = Lab(Path(d) / "lab")
         lab.up(replicas=2)
-        ready = Path(d) / "ready.json"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "checker.cli",
-                "run",
-                "--lab",
-                str(lab.dir),
-                "--journal",
-                str(Path(d) / "j.sqlite"),
-                "--workload",
-                "ledger,bank",
-                "--http",
-                "127.0.0.1:0",
-                "--ready-file",
-                str(ready),
-                "--log-format",
-                "json",
-                "--log-level",
-                "warning",
-                "--verify-interval",
-                "120",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    return False, "the checker did not start"
-                time.sleep(0.1)
+            checker = spawn_checker(
+                [
+                    "--lab",
+                    str(lab.dir),
+                    "--journal",
+                    str(Path(d) / "j.sqlite"),
+                    "--workload",
+                    "ledger,bank",
+                    "--log-format",
+                    "json",
+                    "--log-level",
+                    "warning",
+                    "--verify-interval",
+                    "120",
+                ],
+                ready=Path(d) / "ready.json",
+            )
+        except CheckerError as exc:
+            lab.down(purge=True)
+            return False, str(exc)
+        pid = checker.pid
+        try:
             samples: list[tuple[float, int, int]] = []
             start = time.monotonic()
             while time.monotonic() - start < seconds:
-                rss, fds = _sample(proc.pid)
+                rss, fds = _sample(pid)
                 samples.append((time.monotonic() - start, rss, fds))
                 print(f"t={samples[-1][0]:6.0f}s rss={rss / 1024:7.1f} MiB fds={fds}", flush=True)
                 time.sleep(every)
-            status = json.loads(ready.read_text())
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=180)
+            checker.stop()
             lab.down(purge=True)
     third = max(1, len(samples) // 3)
     warm = samples[1 : 1 + third] or samples[:1]
@@ -86,7 +72,7 @@ def soak(seconds: float, every: float) -> tuple[bool, str]:
     fd0, fd1 = statistics.mean(s[2] for s in warm), statistics.mean(s[2] for s in late)
     flat = rss1 <= rss0 * 1.2 and fd1 <= max(fd0 + 10, fd0 * 1.1)
     summary = (
-        f"{seconds:.0f} s, pid {status['pid']}: RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB, "
+        f"{seconds:.0f} s, pid {pid}: RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB, "
         f"fds {fd0:.0f} -> {fd1:.0f}: {'flat' if flat else 'GROWING'}"
     )
     return flat, summary

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from typing import Any
 import click
 import requests
 
+from checker._spawn import Spawned, spawn_checker
 from checker.errors import CheckerError
 from checker.lab.topology import Lab
 
@@ -46,18 +46,6 @@ def _chaos() -> str:
     if not found:
         raise CheckerError("the `chaos` command is missing: pip install chaostoolkit")
     return found
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], ready: Path, log: Path) -> str:
-    deadline = time.monotonic() + 120
-    while not ready.exists():
-        if proc.poll() is not None:
-            raise CheckerError(f"the checker exited at start (exit {proc.returncode}); see {log}")
-        if time.monotonic() > deadline:
-            raise CheckerError(f"the checker did not start within 120 s; see {log}")
-        time.sleep(0.1)
-    url: str = json.loads(ready.read_text())["url"]
-    return url
 
 
 def _wait_writes(url: str, count: int, timeout: float = 120) -> int:
@@ -111,7 +99,7 @@ def demo(directory: str, out: str, experiment: str, keep: bool) -> int:
         f"({info['flavor']} {info['version']})",
         err=True,
     )
-    checker: subprocess.Popen[bytes] | None = None
+    checker: Spawned | None = None
     journal, ready, log = (
         out_dir / "checker-journal.sqlite",
         out_dir / "ready.json",
@@ -119,30 +107,22 @@ def demo(directory: str, out: str, experiment: str, keep: bool) -> int:
     )
     try:
         _step("2/6 starting the checker: 4 ledger writers, bank, readers, heartbeat, HTTP API")
-        with log.open("wb") as f:
-            checker = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "checker.cli",
-                    "run",
-                    "--lab",
-                    str(lab.dir),
-                    "--journal",
-                    str(journal),
-                    "--workload",
-                    "ledger,bank",
-                    "--http",
-                    "127.0.0.1:0",
-                    "--ready-file",
-                    str(ready),
-                    "--log-format",
-                    "json",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=f,
-            )
-        url = _wait_ready(checker, ready, log)
+        checker = spawn_checker(
+            [
+                "--lab",
+                str(lab.dir),
+                "--journal",
+                str(journal),
+                "--workload",
+                "ledger,bank",
+                "--log-format",
+                "json",
+            ],
+            ready=ready,
+            log=log,
+            stdout=subprocess.PIPE,
+        )
+        url = checker.url
         ok = _wait_writes(url, 300)
         click.echo(f"    {url}  ({ok} writes acknowledged so far; log: {log})", err=True)
 
@@ -172,8 +152,7 @@ def demo(directory: str, out: str, experiment: str, keep: bool) -> int:
         click.echo(f"    chaos run finished: {status} (exit {proc.returncode})", err=True)
 
         _step("4/6 stopping the writers and verifying every node (GTID barrier, chunk checksums)")
-        checker.send_signal(signal.SIGTERM)
-        summary_line, _ = checker.communicate(timeout=300)
+        summary_line = checker.stop(timeout=300)
         summary = json.loads(summary_line.decode().strip().splitlines()[-1])
         checker = None
         verdict_path = out_dir / "verdict.json"
@@ -220,9 +199,8 @@ def demo(directory: str, out: str, experiment: str, keep: bool) -> int:
         if report.returncode != 0:
             click.echo(f"    report failed: {report.stderr.strip()}", err=True)
     finally:
-        if checker is not None and checker.poll() is None:
-            checker.send_signal(signal.SIGTERM)
-            checker.wait(timeout=120)
+        if checker is not None:
+            checker.stop(timeout=120)
         if keep:
             _step(f"6/6 lab left running: `checker lab down --dir {lab.dir}` stops it")
         else:

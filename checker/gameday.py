@@ -33,12 +33,10 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +49,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from checker import _logging, secrets
+from checker._spawn import Spawned, spawn_checker
 from checker.errors import CheckerError, ConfigError
 from checker.secrets import redact
 
@@ -258,7 +257,7 @@ class GameDay:
         self.plan = plan
         self.lock = threading.Lock()
         self.checker: CheckerClient | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._spawned: Spawned | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.runs: list[dict[str, Any]] = []
         self.skipped: list[str] = []
@@ -273,48 +272,22 @@ class GameDay:
 
     def _start_checker(self, options: dict[str, Any]) -> CheckerClient:
         self._tmp = tempfile.TemporaryDirectory(prefix="gameday-")
-        ready = Path(self._tmp.name) / "ready.json"
-        args = [
-            sys.executable,
-            "-m",
-            "checker.cli",
-            "run",
-            "--http",
-            "127.0.0.1:0",
-            "--ready-file",
-            str(ready),
-        ]
+        args: list[str] = []
         for key, value in options.items():
             args += [f"--{str(key).replace('_', '-')}", str(value)]
-        log_path = self.plan.results_dir / "checker.log"
         self.plan.results_dir.mkdir(parents=True, exist_ok=True)
-        with log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + 120
-        while not ready.exists():
-            if self._proc.poll() is not None:
-                raise CheckerError(
-                    f"the game day's checker exited at start (exit {self._proc.returncode}); "
-                    f"see {log_path}"
-                )
-            if time.monotonic() > deadline:
-                raise CheckerError(
-                    f"the game day's checker did not start within 120 s; see {log_path}"
-                )
-            time.sleep(0.1)
-        url = json.loads(ready.read_text())["url"]
-        log.info("gameday_checker_started", url=url, pid=self._proc.pid)
-        return CheckerClient(url, None)
+        self._spawned = spawn_checker(
+            args,
+            ready=Path(self._tmp.name) / "ready.json",
+            log=self.plan.results_dir / "checker.log",
+        )
+        log.info("gameday_checker_started", url=self._spawned.url, pid=self._spawned.pid)
+        return CheckerClient(self._spawned.url, None)
 
     def close(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        if self._spawned is not None:
+            self._spawned.stop(timeout=120)
+            self._spawned = None
         if self._tmp is not None:
             self._tmp.cleanup()
 
