@@ -144,6 +144,9 @@ class Service:
             next_run_time=datetime.now(UTC),
         )
         self.scheduler.add_job(self._record_lag, "interval", seconds=1.0, id="lag")
+        if self.verify_fn is not None:
+            # Keep the verifier's expectations current, so the verification at the end is warm.
+            self.scheduler.add_job(self._warm_verify_cache, "interval", seconds=30.0, id="warm")
         if s.verify_interval > 0 and self.verify_fn is not None:
             self.scheduler.add_job(self.verify, "interval", seconds=s.verify_interval, id="verify")
         self.scheduler.start()
@@ -259,6 +262,14 @@ class Service:
 
     def _sink_lag(self, node: str, seconds: float | None) -> None:
         self.lag[node] = seconds
+
+    def _warm_verify_cache(self) -> None:
+        from checker.verify import warm_cache
+
+        try:
+            warm_cache(self.journal)
+        except Exception as exc:  # noqa: BLE001 - a cold cache is only slower
+            log.debug("verify_cache_warm_failed", error=str(exc))
 
     def _record_lag(self) -> None:
         now = time.time()

@@ -781,6 +781,25 @@ class _Expectations:
         self.cache.store("grains", self.loaded, self.upto, None, write)
 
 
+def warm_cache(journal: Journal) -> None:
+    """Bring `<journal>.verify-cache` up to date with what is journaled now.
+
+    The service runs this in the background during a run, so that the verification at its end
+    (and `checker verify` after it) reads only the last few seconds of the journal instead of
+    all of it (the cold cost: ~2.5 CPU-s per million attempts)."""
+    db = _JournalDB(journal)
+    try:
+        _outcomes(db, journal)
+        lo, hi = db.row_ids()
+        if lo is not None and hi is not None and hi >= _GRAIN:
+            expect = _Expectations(db, journal)
+            # Whole grains only: the last, still filling, is computed at verification time.
+            expect.get(0, (hi // _GRAIN) * _GRAIN - 1)
+            expect.save()
+    finally:
+        db.close()
+
+
 def _outcomes(db: _JournalDB, journal: Journal) -> _Outcomes:
     """Attempts by outcome and the identities that acknowledged any, from the `_Cache` and
     the attempts journaled since it was stored."""
