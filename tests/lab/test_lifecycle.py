@@ -122,3 +122,28 @@ def test_cli_up_json_gives_endpoints_pymysql_can_use(tmp_path: Path) -> None:
         )
     assert down.returncode == 0, down.stderr
     assert not processes_mentioning(str(d))
+
+
+def test_semi_sync_lab_acknowledges_through_a_replica(tmp_path: Path) -> None:
+    """With --semi-sync the primary's commits wait for a replica's acknowledgement."""
+    lab = Lab(tmp_path / "semi")
+    lab.up(replicas=1, semi_sync=True)
+    try:
+        assert lab.info()["semi_sync"] is True
+
+        def status(name: str) -> str:
+            rows = query(lab, "direct:mysql-0", f"SHOW GLOBAL STATUS LIKE '{name}'", user="root")
+            return str(rows[0][1]) if rows else ""
+
+        wait_for(
+            lambda: status("Rpl_semi_sync_master_clients") == "1",
+            timeout=30,
+            what="the replica to connect as a semi-sync client",
+        )
+        assert status("Rpl_semi_sync_master_status") == "ON"
+        before = int(status("Rpl_semi_sync_master_yes_tx"))
+        ensure_table(lab)
+        query(lab, "writer", "INSERT INTO t (v) VALUES ('semi-sync')")
+        assert int(status("Rpl_semi_sync_master_yes_tx")) > before
+    finally:
+        lab.down(purge=True)
