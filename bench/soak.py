@@ -3,9 +3,10 @@
     .venv/bin/python -m bench soak [--seconds 600] [--every 10]
 
 Starts a temporary 3-node lab and `checker run` (ledger + bank, HTTP API) as a subprocess,
-samples its RSS and open file descriptors, and compares the last third of the run with the
-first third after warm-up. Exit 0 when both are flat (RSS within +20 %, fds within +10 or
-+10 %), 1 otherwise. Also run as `pytest -m soak` (tests/reliability/test_soak.py).
+samples its RSS and open file descriptors, and compares the last quarter of the run with the
+second (the first is warm-up: live windows filling, the first verifications). Exit 0 when both
+are flat (RSS within +10 %, descriptors within +5), 1 otherwise. Also run as
+`pytest -m soak` (tests/reliability/test_soak.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _sample(pid: int) -> tuple[int, int]:
     return rss_kb, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-def soak(seconds: float, every: float) -> tuple[bool, str]:
+def soak(seconds: float, every: float, verify_interval: float = 120) -> tuple[bool, str]:
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as d:
         lab = Lab(Path(d) / "lab")
         lab.up(replicas=2)
@@ -46,7 +47,7 @@ def soak(seconds: float, every: float) -> tuple[bool, str]:
                     "--log-level",
                     "warning",
                     "--verify-interval",
-                    "120",
+                    str(verify_interval),
                 ],
                 ready=Path(d) / "ready.json",
             )
@@ -65,12 +66,14 @@ def soak(seconds: float, every: float) -> tuple[bool, str]:
         finally:
             checker.stop()
             lab.down(purge=True)
-    third = max(1, len(samples) // 3)
-    warm = samples[1 : 1 + third] or samples[:1]
-    late = samples[-third:]
-    rss0, rss1 = statistics.mean(s[1] for s in warm), statistics.mean(s[1] for s in late)
-    fd0, fd1 = statistics.mean(s[2] for s in warm), statistics.mean(s[2] for s in late)
-    flat = rss1 <= rss0 * 1.2 and fd1 <= max(fd0 + 10, fd0 * 1.1)
+    # Flat: over the second half of the run (after the first verifications and the live
+    # windows have filled) RSS grows by at most 10 % and descriptors by at most 5.
+    quarter = max(1, len(samples) // 4)
+    middle = samples[quarter : 2 * quarter] or samples[:1]
+    late = samples[-quarter:]
+    rss0, rss1 = statistics.mean(s[1] for s in middle), statistics.mean(s[1] for s in late)
+    fd0, fd1 = statistics.mean(s[2] for s in middle), statistics.mean(s[2] for s in late)
+    flat = rss1 <= rss0 * 1.10 and fd1 <= fd0 + 5
     summary = (
         f"{seconds:.0f} s, pid {pid}: RSS {rss0 / 1024:.1f} -> {rss1 / 1024:.1f} MiB, "
         f"fds {fd0:.0f} -> {fd1:.0f}: {'flat' if flat else 'GROWING'}"
@@ -82,7 +85,8 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench soak", description=__doc__)
     p.add_argument("--seconds", type=float, default=600)
     p.add_argument("--every", type=float, default=10)
+    p.add_argument("--verify-interval", type=float, default=120)
     args = p.parse_args(argv)
-    flat, summary = soak(args.seconds, args.every)
+    flat, summary = soak(args.seconds, args.every, args.verify_interval)
     print(summary)
     return 0 if flat else 1

@@ -191,7 +191,12 @@ class Journal:
         url = f"sqlite:///{self.path}" + ("?mode=ro&uri=true" if readonly else "")
         if readonly:
             url = f"sqlite:///file:{self.path}?mode=ro&uri=true"
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=4,
+            max_overflow=4,
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -200,6 +205,9 @@ class Journal:
                 cur.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: durable against a crash of this process, not of the OS.
             cur.execute("PRAGMA synchronous=NORMAL")
+            # A small page cache per connection: several threads (flusher, analysis, API,
+            # verification) hold pooled connections for the whole run.
+            cur.execute("PRAGMA cache_size=-1024")
             cur.close()
 
         try:
