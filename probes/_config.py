@@ -13,19 +13,37 @@ scope (`{"password": ...}`) to the function. Called directly, the whole mapping
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
-
-from chaoslib.exceptions import ActivityFailed
+from typing import Any
 
 from checker.errors import CheckerError
 from checker.lab.topology import APP_DATABASE, APP_USER, Lab
 from checker.mysql import Endpoint, parse_endpoint, quote_ident
-from checker.secrets import Secret, redact
+from checker.secrets import Secret
+from probes._args import choice, fail, flag, seconds, text
+
+# The scalar checks of `probes._args` are re-exported: the activities call `cfg.seconds(...)`.
+__all__ = [
+    "DEFAULT_LAB_DIR",
+    "DEFAULT_READER",
+    "DEFAULT_WRITER",
+    "NODES_FORMAT",
+    "MySQLTarget",
+    "Node",
+    "choice",
+    "config_of",
+    "fail",
+    "flag",
+    "mysql_target",
+    "node_addresses",
+    "node_name",
+    "password",
+    "seconds",
+    "text",
+]
 
 DEFAULT_LAB_DIR = ".lab"
 DEFAULT_WRITER = "mysql-0.mysql:3306"
@@ -37,11 +55,6 @@ NODES_FORMAT = (
 _NODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 
 
-def fail(message: str) -> NoReturn:
-    """Raise the one-line, password-free `ActivityFailed` every activity reports."""
-    raise ActivityFailed(" ".join(redact(message).split()))
-
-
 def config_of(configuration: Any) -> Mapping[str, Any]:
     if configuration is None:
         return {}
@@ -51,48 +64,6 @@ def config_of(configuration: Any) -> Mapping[str, Any]:
 
 
 # -- scalar arguments -----------------------------------------------------------------------------
-def text(value: Any, what: str) -> str:
-    """A non-empty string, stripped."""
-    if not isinstance(value, str):
-        fail(f"{what} must be a string, not {type(value).__name__}")
-    stripped = value.strip()
-    if not stripped:
-        fail(f"{what} must not be empty")
-    return stripped
-
-
-def seconds(value: Any, what: str, *, allow_zero: bool = False, maximum: float = 86_400.0) -> float:
-    """A duration in seconds (> 0, or >= 0 with `allow_zero`); `--var` strings are accepted."""
-    # bool is an int to Python but never a duration to a user.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        fail(f"{what} must be a number of seconds, not {type(value).__name__}")
-    try:
-        number = float(value)
-    except ValueError:
-        fail(f"{what} must be a number of seconds, not {value!r}")
-    low_ok = number >= 0 if allow_zero else number > 0
-    if not math.isfinite(number) or not low_ok or number > maximum:
-        low = "at least 0" if allow_zero else "above 0"
-        fail(f"{what} must be a number of seconds {low} and at most {maximum:g}, not {value!r}")
-    return number
-
-
-def flag(value: Any, what: str) -> bool:
-    """A boolean; "true"/"false" strings from `--var` are accepted, nothing looser."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    fail(f"{what} must be true or false, not {value!r}")
-
-
-def choice(value: Any, what: str, options: tuple[str, ...]) -> str:
-    chosen = text(value, what)
-    if chosen not in options:
-        fail(f"{what} must be one of {', '.join(options)}, not {chosen!r}")
-    return chosen
-
-
 def node_name(value: Any, what: str = "node") -> str:
     name = text(value, what)
     if not _NODE_NAME.match(name):

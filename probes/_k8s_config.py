@@ -6,13 +6,34 @@ argument is checked here before anything is sent to the cluster.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
+
+from probes._args import choice, flag, seconds, whole_seconds
+from probes._args import text as _text
+
+# The scalar checks of `probes._args` are re-exported for `probes.kubernetes` (`check.seconds`).
+__all__ = [
+    "DEFAULT_HELPER_IMAGE",
+    "KUBELET_METHODS",
+    "MAX_KUBELET_DOWN_SECONDS",
+    "Settings",
+    "choice",
+    "flag",
+    "name",
+    "namespace",
+    "optional_name",
+    "require_allowed",
+    "seconds",
+    "settings",
+    "ssh_host",
+    "uid",
+    "whole_seconds",
+]
 
 # DNS-1123 subdomain (pod and node names) and label (namespaces), as the API server checks them.
 _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -135,63 +156,6 @@ def uid(value: Any, what: str) -> str:
 
 def optional_name(value: Any, what: str) -> str | None:
     return None if value is None else name(value, what)
-
-
-def choice(value: Any, what: str, choices: Iterable[str]) -> str:
-    options = tuple(choices)
-    text = _text(value, what)
-    if text not in options:
-        raise ActivityFailed(f"{what} must be one of {', '.join(options)}, not {text!r}")
-    return text
-
-
-def whole_seconds(value: Any, what: str, maximum: int) -> int:
-    """A positive whole number of seconds; numeric strings from `--var` are accepted."""
-    number = _number(value, what)
-    if number != int(number):
-        raise ActivityFailed(f"{what} must be a whole number of seconds, not {value!r}")
-    if not 1 <= number <= maximum:
-        raise ActivityFailed(f"{what} must be between 1 and {maximum} seconds, not {value!r}")
-    return int(number)
-
-
-def seconds(value: Any, what: str) -> float:
-    """A positive duration in seconds; numeric strings from `--var` are accepted."""
-    number = _number(value, what)
-    if number <= 0:
-        raise ActivityFailed(f"{what} must be a positive number of seconds, not {value!r}")
-    return number
-
-
-def flag(value: Any, what: str) -> bool:
-    """A boolean; "true"/"false" strings from `--var` are accepted, nothing looser."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ActivityFailed(f"{what} must be true or false, not {value!r}")
-
-
-def _number(value: Any, what: str) -> float:
-    # bool is an int to Python but never a duration to a user.
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ActivityFailed(f"{what} must be a number, not {type(value).__name__}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ActivityFailed(f"{what} must be a number, not {value!r}") from None
-    if not math.isfinite(number):
-        raise ActivityFailed(f"{what} must be a finite number, not {value!r}")
-    return number
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ActivityFailed(f"{what} must be a string, not {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        raise ActivityFailed(f"{what} must not be empty")
-    return text
 
 
 def _image(value: Any) -> str:

@@ -1,0 +1,88 @@
+"""Scalar argument checks shared by every module of `probes`.
+
+Chaos Toolkit hands activities raw JSON, and `chaos run --var key=value` hands them strings, so
+each value is checked before anything acts and refused with one `ActivityFailed` line naming the
+argument and what it expects. Messages pass through `checker.secrets.redact`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, NoReturn
+
+from chaoslib.exceptions import ActivityFailed
+
+from checker.secrets import redact
+
+
+def fail(message: str) -> NoReturn:
+    """Raise the one-line, password-free `ActivityFailed` every activity reports."""
+    raise ActivityFailed(" ".join(redact(message).split()))
+
+
+def text(value: Any, what: str) -> str:
+    """A non-empty string, stripped."""
+    if not isinstance(value, str):
+        fail(f"{what} must be a string, not {type(value).__name__}")
+    stripped = value.strip()
+    if not stripped:
+        fail(f"{what} must not be empty")
+    return stripped
+
+
+def number(value: Any, what: str) -> float:
+    """A finite number; numeric strings from `--var` are accepted."""
+    # bool is an int to Python but never a number to a user.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        fail(f"{what} must be a number, not {type(value).__name__}")
+    try:
+        parsed = float(value)
+    except ValueError:
+        fail(f"{what} must be a number, not {value!r}")
+    if not math.isfinite(parsed):
+        fail(f"{what} must be a finite number, not {value!r}")
+    return parsed
+
+
+def seconds(value: Any, what: str, *, allow_zero: bool = False, maximum: float = 86_400.0) -> float:
+    """A duration in seconds (> 0, or >= 0 with `allow_zero`); `--var` strings are accepted."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        fail(f"{what} must be a number of seconds, not {type(value).__name__}")
+    try:
+        parsed = float(value)
+    except ValueError:
+        fail(f"{what} must be a number of seconds, not {value!r}")
+    low_ok = parsed >= 0 if allow_zero else parsed > 0
+    if not math.isfinite(parsed) or not low_ok or parsed > maximum:
+        low = "at least 0" if allow_zero else "above 0"
+        fail(f"{what} must be a number of seconds {low} and at most {maximum:g}, not {value!r}")
+    return parsed
+
+
+def whole_seconds(value: Any, what: str, maximum: int) -> int:
+    """A whole number of seconds from 1 to `maximum`."""
+    parsed = number(value, what)
+    if parsed != int(parsed):
+        fail(f"{what} must be a whole number of seconds, not {value!r}")
+    if not 1 <= parsed <= maximum:
+        fail(f"{what} must be between 1 and {maximum} seconds, not {value!r}")
+    return int(parsed)
+
+
+def flag(value: Any, what: str) -> bool:
+    """A boolean; "true"/"false" strings from `--var` are accepted, nothing looser."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    fail(f"{what} must be true or false, not {value!r}")
+
+
+def choice(value: Any, what: str, options: Iterable[str]) -> str:
+    """One of `options`, exactly."""
+    allowed = tuple(options)
+    chosen = text(value, what)
+    if chosen not in allowed:
+        fail(f"{what} must be one of {', '.join(allowed)}, not {chosen!r}")
+    return chosen
