@@ -145,8 +145,9 @@ def _configure_logs(raw: dict[str, Any]) -> None:
 def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
     """Write sequenced rows to mysql-0, read them back, and keep a verdict until stopped."""
     from checker.api import ApiServer
-    from checker.service import Service
+    from checker.service import Service, limit_malloc_arenas
 
+    limit_malloc_arenas()
     _configure_logs(raw)
     log = _logging.get("checker.run")
     settings = build(raw)
