@@ -24,7 +24,7 @@ from pathlib import Path
 
 from checker import _logging, mysql, workload
 from checker.lab.topology import Lab
-from checker.service import Service
+from checker.service import Service, limit_malloc_arenas
 from checker.settings import build
 
 
@@ -105,6 +105,7 @@ def main(argv: list[str]) -> int:
         "jitter out of the comparison (default: the system's temp dir)",
     )
     args = p.parse_args(argv)
+    limit_malloc_arenas()  # as `checker run` does
     _logging.configure(json=True, level="warning")
     tmp = tempfile.TemporaryDirectory(prefix="bench-service-", dir=args.tmp)
     lab = Lab(args.lab) if args.lab else Lab(Path(tmp.name) / "lab")
