@@ -433,6 +433,16 @@ class Service:
 _M_ARENA_MAX = -8  # from glibc's <malloc.h>
 
 
+def _glibc() -> Any:
+    """glibc, for `mallopt` and `malloc_trim`; None elsewhere (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - both exist on glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
 def limit_malloc_arenas(arenas: int = 2) -> None:
     """Cap glibc's malloc arenas for this process (unless `MALLOC_ARENA_MAX` is set).
 
@@ -441,25 +451,19 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
     long run. With two arenas it stays flat (`python -m bench soak`, docs/benchmarks.md).
     Call it before the threads start; a no-op off glibc.
     """
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6")
+    libc = _glibc()
+    if libc is not None and not os.environ.get("MALLOC_ARENA_MAX"):
         libc.mallopt(_M_ARENA_MAX, arenas)
-    except (OSError, AttributeError):
-        pass
 
 
 def _release_memory() -> None:
     """Hand the memory a verification used back to the OS.
 
     A verification allocates and frees tens of MB in short-lived objects; glibc keeps freed
-    arenas mapped, so a long run's RSS would creep up one verification at a time (measured by
-    `python -m bench soak`). `malloc_trim` returns them; it exists on glibc only.
+    pages mapped, so a long run's RSS would creep up one verification at a time (measured by
+    `python -m bench soak`). `malloc_trim` returns them; a no-op off glibc.
     """
     gc.collect()
-    try:
-        libc = ctypes.CDLL("libc.so.6")
+    libc = _glibc()
+    if libc is not None:
         libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

@@ -31,15 +31,19 @@ def text(value: Any, what: str) -> str:
     return stripped
 
 
-def number(value: Any, what: str) -> float:
-    """A finite number; numeric strings from `--var` are accepted."""
+def _float(value: Any, what: str, kind: str) -> float:
     # bool is an int to Python but never a number to a user.
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        fail(f"{what} must be a number, not {type(value).__name__}")
+        fail(f"{what} must be a {kind}, not {type(value).__name__}")
     try:
-        parsed = float(value)
+        return float(value)
     except ValueError:
-        fail(f"{what} must be a number, not {value!r}")
+        fail(f"{what} must be a {kind}, not {value!r}")
+
+
+def number(value: Any, what: str) -> float:
+    """A finite number; numeric strings from `--var` are accepted."""
+    parsed = _float(value, what, "number")
     if not math.isfinite(parsed):
         fail(f"{what} must be a finite number, not {value!r}")
     return parsed
@@ -47,12 +51,7 @@ def number(value: Any, what: str) -> float:
 
 def seconds(value: Any, what: str, *, allow_zero: bool = False, maximum: float = 86_400.0) -> float:
     """A duration in seconds (> 0, or >= 0 with `allow_zero`); `--var` strings are accepted."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        fail(f"{what} must be a number of seconds, not {type(value).__name__}")
-    try:
-        parsed = float(value)
-    except ValueError:
-        fail(f"{what} must be a number of seconds, not {value!r}")
+    parsed = _float(value, what, "number of seconds")
     low_ok = parsed >= 0 if allow_zero else parsed > 0
     if not math.isfinite(parsed) or not low_ok or parsed > maximum:
         low = "at least 0" if allow_zero else "above 0"
