@@ -157,8 +157,10 @@ class LiveRun:
     """What verifying a checker that is still writing needs from it.
 
     `settle` is called once the primary's highest id has been captured: it returns when every
-    write in flight at that moment is decided and journaled. `writer_seqs` gives each live
-    writer's current seq: seqs it reserved beyond that are not a crash window.
+    write in flight at that moment is decided and journaled (it flushes the journal).
+    `writer_seqs` gives each live writer's last seq handed to the journal; read just before
+    `settle`, everything up to it is on disk afterwards, and seqs the writer reserved beyond it
+    are in flight or queued, not a crash window.
     """
 
     settle: Callable[[], None]
@@ -1622,10 +1624,11 @@ def _servers_side(
     live_since = time.time() if live is not None else None
     live_seqs = None
     if live is not None:
+        # Read before settling: everything up to these seqs is on disk once `settle` returns,
+        # and later seqs are in flight or queued, not a crash window.
+        live_seqs = dict(live.writer_seqs())
         with run.phase("settle"):
             live.settle()
-        # Everything up to these seqs is journaled now; later seqs are not a crash window.
-        live_seqs = dict(live.writer_seqs())
     run.target_gtid = primary.gtid_position()
     run.progress(f"barrier: waiting for replicas to reach {run.target_gtid or 'nothing'}")
     with run.phase("barrier"):
@@ -1678,7 +1681,7 @@ def verify_service(service: Service) -> Verdict:
     live = not service.stop_event.is_set()
     try:
         target = target_from_settings(settings)
-        run = LiveRun(_settler(service), lambda: {w.writer_id: w.seq for w in service.writers})
+        run = LiveRun(_settler(service), lambda: {w.writer_id: w.recorded for w in service.writers})
         return verify(
             target, service.journal, options, live=run if live else None, summary=False
         ).verdict

@@ -202,6 +202,7 @@ class LedgerWriter(Loop):
         self.limiter = limiter
         self.nodes = nodes
         self.seq = 0
+        self.recorded = 0  # the last seq handed to the journal
         self.reserved = 0
         self.sql = (
             f"INSERT INTO {names.q('ledger')} (writer_id, seq, payload, checksum, written_at) "
@@ -251,6 +252,7 @@ class LedgerWriter(Loop):
             error=error,
         )
         self.journal.record_attempt(attempt)
+        self.recorded = seq
         self.sink(attempt)
         if outcome is not Outcome.OK:
             self.last_error = error
