@@ -3,6 +3,7 @@ a full or read-only journal disk, and being SIGKILLed again and again."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -101,12 +102,13 @@ def test_a_paused_primary_neither_hangs_writers_nor_the_api(healthy: Lab, tmp_pa
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB tmpfs: a disk that can really fill up and be remounted read-only."""
+    """A 16 MiB tmpfs: a disk that can really fill up and be remounted read-only (room for the
+    journal's WAL, which reaches 4 MiB before SQLite checkpoints it)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs to fill needs root (CI runs as root)")
     mnt = tmp_path / "disk"
     mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)], check=True)
     try:
         yield mnt
     finally:
@@ -114,13 +116,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 def _fill(mnt: Path) -> Path:
+    """Fill the disk. Unbuffered: a buffered file would raise ENOSPC again on close."""
     filler = mnt / "filler"
-    with filler.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
+    with filler.open("wb", buffering=0) as f, contextlib.suppress(OSError):
+        while f.write(b"\0" * 65536):
             pass
     return filler
 
