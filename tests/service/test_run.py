@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
+
+import pytest
 
 from checker.core.history import Outcome
 from checker.journal import Journal
@@ -82,3 +85,30 @@ def test_sigkill_of_the_checker_and_restart_give_no_false_anomaly(lab: Lab, tmp_
     assert Outcome.OK in outcomes
     # The first incarnation's unflushed tail became indeterminate, never lost or unexpected.
     assert '"lost"' not in out and '"unexpected"' not in out
+
+
+def test_bench_pin_separates_client_and_servers_and_restores(lab: Lab) -> None:
+    """`bench service --pin`: the lab's every thread on the other CPUs, the client on its own;
+    `unpin` gives the lab its CPUs back (the lab may outlive the benchmark)."""
+    from bench.service import _tasks, pin, unpin
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("pinning needs 2 CPUs")
+    state = lab.load()
+    pids = [n["pid"] for n in state["nodes"].values()] + [state["proxy_pid"]]
+    before = {tid: os.sched_getaffinity(tid) for pid in pids for tid in _tasks(pid)}
+    saved: dict[int, set[int]] = {}
+    try:
+        saved = pin(lab)
+        assert os.sched_getaffinity(0) == {cpus[-1]}
+        for pid in pids:
+            assert {frozenset(os.sched_getaffinity(t)) for t in _tasks(pid)} == {
+                frozenset(cpus[:-1])
+            }, pid
+    finally:
+        os.sched_setaffinity(0, set(cpus))
+        unpin(saved)
+    assert {tid: os.sched_getaffinity(tid) for tid in before if tid in saved} == {
+        tid: cpus_ for tid, cpus_ in before.items() if tid in saved
+    }
