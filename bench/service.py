@@ -33,6 +33,8 @@ from checker.lab.topology import Lab
 from checker.service import Service, limit_malloc_arenas
 from checker.settings import build
 
+GOAL = 0.85  # the checker's writers vs the bare loop, median of the paired per-round ratios
+
 
 def bare_loop(lab: Lab, concurrency: int, seconds: float) -> float:
     """Commits per second of `concurrency` threads doing only INSERT + COMMIT."""
@@ -181,16 +183,19 @@ def main(argv: list[str]) -> int:
                 f"({writers[-1] / bare[-1]:.3f})  full checker {full[-1]:7.1f}/s "
                 f"({full[-1] / bare[-1]:.3f})"
             )
+        ratios = {}
         for label, runs in (("checker writers", writers), ("full checker", full)):
-            paired = statistics.median(c / b for c, b in zip(runs, bare, strict=True))
+            ratios[label] = statistics.median(c / b for c, b in zip(runs, bare, strict=True))
             print(
                 f"{label}: median {statistics.median(runs):.1f}/s vs bare "
-                f"{statistics.median(bare):.1f}/s; median of paired ratios {paired:.3f} "
-                f"(goal >= 0.85 for the writers) at concurrency {args.concurrency}"
+                f"{statistics.median(bare):.1f}/s; median of paired ratios {ratios[label]:.3f} "
+                f"(goal >= {GOAL} for the writers) at concurrency {args.concurrency}"
             )
+        met = ratios["checker writers"] >= GOAL
+        print(f"goal {'met' if met else 'NOT met'}{'' if args.pin else ' (CPUs shared, no --pin)'}")
+        return 0 if met else 1
     finally:
         unpin(pinned)
         if not args.lab:
             lab.down(purge=True)
         tmp.cleanup()
-    return 0
