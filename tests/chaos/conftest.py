@@ -79,6 +79,14 @@ def shared_checker(shared_lab: Lab, tmp_path_factory: pytest.TempPathFactory) ->
         yield checker
 
 
+@pytest.fixture(scope="module")
+def checker(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checker]:
+    """A checker on the module's own `lab`, for modules whose chaos changes the lab for good
+    (a promotion) or must not share it."""
+    with checker_on(lab, tmp_path_factory.mktemp("checker")) as running:
+        yield running
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

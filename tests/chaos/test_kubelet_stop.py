@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from checker.lab.topology import Lab
@@ -12,7 +10,6 @@ from tests.chaos.conftest import (
     TOKEN,
     ChaosRun,
     Checker,
-    checker_on,
     failed_activities,
     log_lines,
     outputs,
@@ -20,12 +17,6 @@ from tests.chaos.conftest import (
     steady_states,
 )
 from tests.service._run import get
-
-
-@pytest.fixture(scope="module")
-def checker(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checker]:
-    with checker_on(lab, tmp_path_factory.mktemp("checker")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +12,7 @@ from tests.chaos.conftest import (
     LOCAL,
     TOKEN,
     ChaosRun,
-    checker_on,
+    Checker,
     failed_activities,
     log_lines,
     outputs,
@@ -36,20 +35,21 @@ class Outcome:
 
 
 @pytest.fixture(scope="module")
-def outcomes(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
+def outcomes(
+    lab: Lab, checker: Checker, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Outcome]:
     """Every experiment in NAMES, run in order against one checker."""
-    with checker_on(lab, tmp_path_factory.mktemp("checker")) as checker:
-        found = {}
-        for name in NAMES:
-            run = run_experiment(
-                LOCAL / f"{name}.json",
-                tmp_path_factory.mktemp(name),
-                {"lab_dir": lab.dir, "checker_url": checker.url, "settle_seconds": 2},
-                {"checker": {"token": TOKEN}},
-                timeout=120,
-            )
-            found[name] = Outcome(run, lab.status()["nodes"], get(checker.url, "/verdict"))
-        yield found
+    found = {}
+    for name in NAMES:
+        run = run_experiment(
+            LOCAL / f"{name}.json",
+            tmp_path_factory.mktemp(name),
+            {"lab_dir": lab.dir, "checker_url": checker.url, "settle_seconds": 2},
+            {"checker": {"token": TOKEN}},
+            timeout=120,
+        )
+        found[name] = Outcome(run, lab.status()["nodes"], get(checker.url, "/verdict"))
+    return found
 
 
 @pytest.mark.parametrize("name", NAMES)

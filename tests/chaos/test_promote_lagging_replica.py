@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from checker.lab.topology import Lab
@@ -11,20 +9,12 @@ from tests.chaos.conftest import (
     LOCAL,
     ChaosRun,
     Checker,
-    checker_on,
     log_lines,
     outputs,
     run_experiment,
     steady_states,
 )
 from tests.service._run import get
-
-
-@pytest.fixture(scope="module")
-def checker(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Checker]:
-    """A checker of this module's own lab: a promotion changes the topology for good."""
-    with checker_on(lab, tmp_path_factory.mktemp("checker")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
