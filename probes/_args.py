@@ -61,11 +61,16 @@ def seconds(value: Any, what: str, *, allow_zero: bool = False, maximum: float =
 
 def whole_seconds(value: Any, what: str, maximum: int) -> int:
     """A whole number of seconds from 1 to `maximum`."""
+    return whole(value, what, 1, maximum, unit=" seconds")
+
+
+def whole(value: Any, what: str, low: int, high: int, unit: str = "") -> int:
+    """A whole number from `low` to `high`; numeric strings from `--var` are accepted."""
     parsed = number(value, what)
     if parsed != int(parsed):
-        fail(f"{what} must be a whole number of seconds, not {value!r}")
-    if not 1 <= parsed <= maximum:
-        fail(f"{what} must be between 1 and {maximum} seconds, not {value!r}")
+        fail(f"{what} must be a whole number{unit and ' of' + unit}, not {value!r}")
+    if not low <= parsed <= high:
+        fail(f"{what} must be between {low} and {high}{unit}, not {value!r}")
     return int(parsed)
 
 

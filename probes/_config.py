@@ -23,17 +23,18 @@ from checker.errors import CheckerError
 from checker.lab.topology import APP_DATABASE, APP_USER, Lab
 from checker.mysql import Endpoint, parse_endpoint, quote_ident
 from checker.secrets import Secret
-from probes._args import choice, fail, flag, seconds, text
+from probes._args import choice, fail, flag, seconds, text, whole
 
 # The scalar checks of `probes._args` are re-exported: the activities call `cfg.seconds(...)`.
 __all__ = [
+    "CLUSTER_KEYS",
     "DEFAULT_LAB_DIR",
-    "DEFAULT_READER",
-    "DEFAULT_WRITER",
+    "LAB_KEYS",
     "NODES_FORMAT",
     "MySQLTarget",
     "Node",
     "choice",
+    "cluster_addresses",
     "config_of",
     "fail",
     "flag",
@@ -46,8 +47,31 @@ __all__ = [
 ]
 
 DEFAULT_LAB_DIR = ".lab"
-DEFAULT_WRITER = "mysql-0.mysql:3306"
-DEFAULT_READER = "mysql-read:3306"
+# Every configuration key the MySQL probes read on a cluster, with its default. chaoslib drops a
+# `--var` whose key the experiment does not declare, so each experiment declares all of them with
+# these defaults (tests/k8s/test_experiment_keys.py holds the experiments to that). An empty
+# mysql_writer/mysql_reader/mysql_nodes means "derive it from the names above": fully qualified
+# Service names, which resolve from any namespace (the runner's is not the database's).
+CLUSTER_KEYS: dict[str, Any] = {
+    "mysql_namespace": "mysql",
+    "statefulset": "mysql",
+    "mysql_service": "mysql",
+    "mysql_read_service": "mysql-read",
+    "mysql_port": 3306,
+    "mysql_replicas": 3,
+    "mysql_writer": "",
+    "mysql_reader": "",
+    "mysql_nodes": "",
+    "mysql_user": APP_USER,
+    "mysql_database": APP_DATABASE,
+}
+# The keys read against the local lab instead (`lab_dir` set).
+LAB_KEYS: dict[str, Any] = {
+    "lab_dir": DEFAULT_LAB_DIR,
+    "mysql_user": APP_USER,
+    "mysql_database": APP_DATABASE,
+}
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 NODES_FORMAT = (
     'a mapping {"mysql-0": "host:port", ...}, a JSON list of addresses, or '
     '"mysql-0=host:port,mysql-1=host:port"'
@@ -106,13 +130,8 @@ class MySQLTarget:
 
     writer: Endpoint
     reader: Endpoint
-    nodes: tuple[Node, ...] | None  # None: `mysql_nodes` not configured (cluster mode)
+    nodes: tuple[Node, ...]  # the lab's, or mysql_nodes (derived from the names by default)
     lab_dir: Path | None  # set in lab mode: endpoints and passwords come from the lab
-
-    def require_nodes(self) -> tuple[Node, ...]:
-        if self.nodes is None:
-            fail(f"configuration mysql_nodes is required for this probe: give {NODES_FORMAT}")
-        return self.nodes
 
 
 def mysql_target(configuration: Any, secrets: Any) -> MySQLTarget:
@@ -125,7 +144,7 @@ def mysql_target(configuration: Any, secrets: Any) -> MySQLTarget:
     except CheckerError as exc:
         fail(f"configuration mysql_database: {exc}")
     secret = password(secrets)
-    if config.get("lab_dir") is not None:
+    if config.get("lab_dir") not in (None, ""):
         return _lab_target(config, user, database, secret)
     return _cluster_target(config, user, database, secret)
 
@@ -161,17 +180,72 @@ def _cluster_target(
         except CheckerError as exc:
             fail(f"configuration {key}: {exc}")
 
-    writer = endpoint("mysql_writer", config.get("mysql_writer", DEFAULT_WRITER), "writer")
-    reader = endpoint("mysql_reader", config.get("mysql_reader", DEFAULT_READER), "reader")
-    raw_nodes = config.get("mysql_nodes")
-    nodes = None
-    if raw_nodes is not None:
-        nodes = tuple(
-            Node(name, ep, replica=(ep.host, ep.port) != (writer.host, writer.port))
-            for name, address in node_addresses(raw_nodes).items()
-            for ep in [endpoint("mysql_nodes", address, name)]
-        )
+    derived = cluster_addresses(config)
+    writer = endpoint("mysql_writer", _given(config, "mysql_writer", derived.writer), "writer")
+    reader = endpoint("mysql_reader", _given(config, "mysql_reader", derived.reader), "reader")
+    raw_nodes = _given(config, "mysql_nodes", derived.nodes)
+    nodes = tuple(
+        Node(name, ep, replica=(ep.host, ep.port) != (writer.host, writer.port))
+        for name, address in node_addresses(raw_nodes).items()
+        for ep in [endpoint("mysql_nodes", address, name)]
+    )
     return MySQLTarget(writer, reader, nodes, None)
+
+
+def _given(config: Mapping[str, Any], key: str, derived: Any) -> Any:
+    """The key's value, or `derived` when it is absent or an empty string (the default)."""
+    value = config.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return derived
+    return value
+
+
+@dataclass(frozen=True)
+class ClusterAddresses:
+    """Where the MySQL StatefulSet answers, by fully qualified Service names."""
+
+    writer: str
+    reader: str
+    nodes: dict[str, str]
+
+
+def cluster_addresses(configuration: Any) -> ClusterAddresses:
+    """The default addresses from mysql_namespace, statefulset, mysql_service and friends.
+
+    A StatefulSet pod behind a headless Service answers as
+    `<statefulset>-<ordinal>.<service>.<namespace>.svc` and a Service as `<service>.<namespace>.svc`
+    (Kubernetes "DNS for Services and Pods"); the pod's resolv.conf search list completes `.svc`
+    with the cluster domain, so these names resolve from any namespace, the runner's included.
+    """
+    config = config_of(configuration)
+
+    def label(key: str) -> str:
+        value = text(config.get(key, CLUSTER_KEYS[key]), f"configuration {key}")
+        if not _DNS_LABEL.match(value):
+            fail(f"configuration {key} {value!r} is not a DNS label (e.g. --var {key}=mysql)")
+        return value
+
+    namespace = label("mysql_namespace")
+    statefulset, service = label("statefulset"), label("mysql_service")
+    read_service = label("mysql_read_service")
+    port = whole(
+        config.get("mysql_port", CLUSTER_KEYS["mysql_port"]), "configuration mysql_port", 1, 65535
+    )
+    replicas = whole(
+        config.get("mysql_replicas", CLUSTER_KEYS["mysql_replicas"]),
+        "configuration mysql_replicas",
+        1,
+        100,
+    )
+    nodes = {
+        f"{statefulset}-{i}": f"{statefulset}-{i}.{service}.{namespace}.svc:{port}"
+        for i in range(replicas)
+    }
+    return ClusterAddresses(
+        writer=nodes[f"{statefulset}-0"],
+        reader=f"{read_service}.{namespace}.svc:{port}",
+        nodes=nodes,
+    )
 
 
 def node_addresses(value: Any, key: str = "configuration mysql_nodes") -> dict[str, str]:

@@ -22,12 +22,31 @@ HELPER_LABELS = {
 NSENTER = ["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"]
 
 
+def clear_steps() -> list[list[str]]:
+    """Host commands that unload what an earlier stop left behind; each may fail harmlessly.
+
+    kubelet is running when a stop begins (the node must be Ready), so nothing still needs an old
+    timer: stopping it and resetting failed units frees the unit name for the new one.
+    """
+    units = [f"{RESTORE_UNIT}.timer", f"{RESTORE_UNIT}.service"]
+    return [["systemctl", "stop", *units], ["systemctl", "reset-failed", *units]]
+
+
 def stop_steps(duration: int) -> list[list[str]]:
-    """Host commands, in order: arm the restore timer, then stop kubelet."""
+    """Host commands, in order: arm the restore timer, then stop kubelet.
+
+    The timer is transient: `--collect` and `RemainAfterElapse=no` unload it and its service once
+    it has fired (a loaded unit of the same name would refuse the next stop on this node), and
+    `AccuracySec=1s` makes it fire within a second of `duration` instead of up to a minute late
+    (systemd.timer(5): RemainAfterElapse= and AccuracySec= default to yes and 1min).
+    """
     return [
         [
             "systemd-run",
+            "--collect",
             f"--on-active={duration}s",
+            "--timer-property=AccuracySec=1s",
+            "--timer-property=RemainAfterElapse=no",
             f"--unit={RESTORE_UNIT}",
             "systemctl",
             "start",
@@ -46,8 +65,10 @@ def restore_steps() -> list[list[str]]:
 
 
 def stop_script(duration: int, prefix: list[str] | None = None) -> str:
-    """`timer && stop` as one shell line; each command behind `prefix` (sudo, nsenter)."""
-    return " && ".join(_line(prefix, step) for step in stop_steps(duration))
+    """`clear; clear; timer && stop` as one shell line; each command behind `prefix`."""
+    clear = "; ".join(f"{_line(prefix, step)} 2>/dev/null" for step in clear_steps())
+    arm_and_stop = " && ".join(_line(prefix, step) for step in stop_steps(duration))
+    return f"{clear}; {arm_and_stop}"
 
 
 def restore_script(prefix: list[str] | None = None) -> str:

@@ -13,12 +13,13 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from probes._args import choice, flag, seconds, whole_seconds
+from probes._args import choice, flag, seconds, whole, whole_seconds
 from probes._args import text as _text
 
 # The scalar checks of `probes._args` are re-exported for `probes.kubernetes` (`check.seconds`).
 __all__ = [
     "DEFAULT_HELPER_IMAGE",
+    "K8S_KEYS",
     "KUBELET_METHODS",
     "MAX_KUBELET_DOWN_SECONDS",
     "Settings",
@@ -58,6 +59,7 @@ class Settings:
     helper_image: str
     ssh_user: str | None
     ssh_host_template: str | None
+    mysql_port: int
     poll_interval: float
     helper_start_timeout: float
     request_timeout: float
@@ -69,30 +71,46 @@ class Settings:
 DEFAULT_HELPER_IMAGE = "debian:12.9-slim"
 
 
+# Every configuration key this module reads, with its default; experiments declare each one
+# (chaoslib drops `--var` keys an experiment does not declare). `namespace` is still read as an
+# older name of `mysql_namespace`, which wins when both are given.
+K8S_KEYS: dict[str, Any] = {
+    "mysql_namespace": "mysql",
+    "statefulset": "mysql",
+    "chaos_namespace": "chaos",
+    "helper_image": DEFAULT_HELPER_IMAGE,
+    "ssh_user": "",
+    "ssh_host_template": "",
+    "mysql_port": 3306,
+    "poll_interval_seconds": 2.0,
+    "helper_start_timeout": 60.0,
+    "k8s_request_timeout": 30.0,
+}
+
+
 def settings(configuration: Mapping[str, Any] | None) -> Settings:
     """Parse the configuration keys this module uses, with the project's defaults."""
-    config: Mapping[str, Any] = configuration or {}
+    config: Mapping[str, Any] = {**K8S_KEYS, **(configuration or {})}
     template = config.get("ssh_host_template")
     ssh_user = config.get("ssh_user")
+    mysql_namespace = (configuration or {}).get("mysql_namespace")
+    key = "namespace" if mysql_namespace is None and "namespace" in config else "mysql_namespace"
     return Settings(
-        namespace=namespace(config.get("namespace", "mysql"), "configuration namespace"),
-        statefulset=name(config.get("statefulset", "mysql"), "configuration statefulset"),
-        chaos_namespace=namespace(
-            config.get("chaos_namespace", "chaos"), "configuration chaos_namespace"
-        ),
+        namespace=namespace(config[key], f"configuration {key}"),
+        statefulset=name(config["statefulset"], "configuration statefulset"),
+        chaos_namespace=namespace(config["chaos_namespace"], "configuration chaos_namespace"),
         allowed_namespaces=_allow_list(config.get("allowed_namespaces")),
-        helper_image=_image(config.get("helper_image", DEFAULT_HELPER_IMAGE)),
+        helper_image=_image(config["helper_image"]),
         ssh_user=None if ssh_user in (None, "") else _ssh_user(ssh_user),
         ssh_host_template=None if template in (None, "") else _template(template),
+        mysql_port=whole(config["mysql_port"], "configuration mysql_port", 1, 65535),
         poll_interval=seconds(
-            config.get("poll_interval_seconds", 2.0), "configuration poll_interval_seconds"
+            config["poll_interval_seconds"], "configuration poll_interval_seconds"
         ),
         helper_start_timeout=seconds(
-            config.get("helper_start_timeout", 60.0), "configuration helper_start_timeout"
+            config["helper_start_timeout"], "configuration helper_start_timeout"
         ),
-        request_timeout=seconds(
-            config.get("k8s_request_timeout", 30.0), "configuration k8s_request_timeout"
-        ),
+        request_timeout=seconds(config["k8s_request_timeout"], "configuration k8s_request_timeout"),
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 Obj = dict[str, Any]
 
 OUT_OF_SERVICE_KEY = "node.kubernetes.io/out-of-service"
+# Added by the cloud node lifecycle controller when the provider reports the instance shut down.
+SHUTDOWN_KEY = "node.cloudprovider.kubernetes.io/shutdown"
 OUT_OF_SERVICE_TAINT: Obj = {
     "key": OUT_OF_SERVICE_KEY,
     "value": "nodeshutdown",
@@ -61,6 +63,15 @@ def taints(node: Obj) -> list[Obj]:
 
 def is_out_of_service(taint: Obj) -> bool:
     return taint.get("key") == OUT_OF_SERVICE_KEY and taint.get("effect") == "NoExecute"
+
+
+def has_shutdown_taint(node: Obj) -> bool:
+    return any(t.get("key") == SHUTDOWN_KEY for t in taints(node))
+
+
+def pod_ip(pod: Obj) -> str | None:
+    value = pod.get("status", {}).get("podIP")
+    return str(value) if value else None
 
 
 def has_out_of_service_taint(node: Obj) -> bool:

@@ -59,6 +59,12 @@ T = TypeVar("T")
 
 DEFAULT_CHECKER_URL = "http://checker.mysql.svc:8080"
 DEFAULT_REQUEST_TIMEOUT = 10.0
+# The configuration keys this module (and the checker-timeline control) reads, with defaults;
+# experiments declare each (chaoslib drops `--var` keys an experiment does not declare).
+CHECKER_KEYS: dict[str, Any] = {
+    "checker_url": DEFAULT_CHECKER_URL,
+    "checker_timeout": DEFAULT_REQUEST_TIMEOUT,
+}
 OUTCOMES = ("ok", "failed", "indeterminate")
 _CONNECT_TIMEOUT = 3.0  # a reachable checker accepts at once; waiting longer only delays False
 _MIN_REQUEST_TIMEOUT = 0.5

@@ -19,6 +19,7 @@ Annotations are evaluated at import time on purpose (no `from __future__ import 
 """
 
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -312,26 +313,39 @@ def taint_out_of_service(
     node: str | None = None,
     pod: str | None = None,
     ns: str | None = None,
+    unsafe: bool = False,
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
     """Add `node.kubernetes.io/out-of-service=nodeshutdown:NoExecute` to `node` (or `pod`'s node).
 
-    Idempotent: an existing out-of-service NoExecute taint is left alone, as are other taints.
-    The taint tells Kubernetes the node is really down: pods without a matching toleration are
-    deleted and their volumes detached. Refused unless the MySQL namespace (`ns`, default
-    configuration `namespace`) and the chaos namespace are both allowed.
+    The taint tells Kubernetes the node is really shut down: pods without a matching toleration
+    are deleted (and, from Kubernetes 1.28, force-deleted by the pod garbage collector) and their
+    volumes detached. The Kubernetes docs (non-graceful node shutdown) say to apply it only to a
+    node that is shut down, so a Ready node is refused: tainting it would evict everything on it.
+    `unsafe: true` skips that check. Idempotent: an existing out-of-service NoExecute taint is
+    left alone (and never removed by the rollback), as are other taints. Refused unless the MySQL
+    namespace and the chaos namespace are both allowed.
     """
     settings = check.settings(configuration)
     node_name, pod_name = _node_or_pod(node, pod)
     namespace = _namespace(ns, settings)
+    skip_check = check.flag(unsafe, "unsafe")
     check.require_allowed(
         settings, [namespace, settings.chaos_namespace], "taint a node out-of-service"
     )
     with cluster(secrets, settings.request_timeout) as api:
         target = _resolve_node(api, namespace, node_name, pod_name)
+        ready = model.node_ready(api.node(target))
+        if ready == "True" and not skip_check:
+            raise ActivityFailed(
+                f"refusing to taint node {target} out-of-service: it is Ready, and the taint "
+                "would evict every pod on it; apply it only to a node that is shut down "
+                "(unsafe: true to do it anyway)"
+            )
         changed = _edit_taints(api, target, model.with_out_of_service)
-    MEMORY.tainted(target)
+    if changed:
+        MEMORY.tainted(target)
     logger.warning(f"node {target} tainted out-of-service ({'added' if changed else 'was there'})")
     return {"node": target, "tainted": True, "changed": changed}
 
@@ -342,14 +356,18 @@ def remove_out_of_service_taint(
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
-    """Remove the out-of-service NoExecute taint from `node`, leaving every other taint alone.
+    """Remove the out-of-service NoExecute taint this run added, leaving every other taint alone.
 
-    Idempotent. `node` defaults to the nodes this run tainted (not the pod's node: the pod may
-    have moved since); if there are none, nothing is done.
+    Only a taint `taint_out_of_service` added in this `chaos run` is removed: one that was
+    already there was put by someone else (a node really shut down) and stays. `node` narrows
+    the removal to that node; by default every node this run tainted. Idempotent.
     """
     settings = check.settings(configuration)
     explicit = check.optional_name(node, "node")
-    targets = [explicit] if explicit else MEMORY.tainted_nodes()
+    ours = MEMORY.tainted_nodes()
+    if explicit is not None and explicit not in ours:
+        logger.info(f"node {explicit}: this run added no out-of-service taint, leaving it as is")
+    targets = [n for n in ours if explicit is None or n == explicit]
     namespace = _namespace(ns, settings)
     check.require_allowed(
         settings, [namespace, settings.chaos_namespace], "remove an out-of-service taint"
@@ -369,19 +387,26 @@ def force_delete_pod(
     ns: str | None = None,
     unsafe: bool = False,
     uid: str | None = None,
+    on_refusal: str = "fail",
     configuration: Configuration = None,
     secrets: Secrets = None,
 ) -> Result:
-    """`kubectl delete pod --grace-period=0 --force`, refused unless the pod's node is really out.
+    """`kubectl delete pod --grace-period=0 --force`, refused while the old server may still run.
 
-    Guard: the pod's node must be NotReady AND tainted `node.kubernetes.io/out-of-service`
-    (NoExecute); otherwise its container may still run and a second MySQL could start with the
-    same identity. `unsafe: true` skips the guard to reproduce that risk on purpose. The delete
-    carries a UID precondition: only incarnation `uid` (default: the one noted in this run, else
-    the current one) is deleted; if it is gone or replaced already, `deleted` is False.
+    A force delete only removes the API object: if the container still runs (a stopped kubelet
+    leaves it running), the StatefulSet starts a second pod with the same identity. Guard: the
+    pod's node must be NotReady, and its old MySQL server must be gone: the pod IP no longer
+    accepts connections on configuration `mysql_port` (refused, or no answer within 3 s), or the
+    node carries the cloud provider's `node.cloudprovider.kubernetes.io/shutdown` taint.
+    Otherwise the delete is refused: `on_refusal` "fail" (default) fails the activity, "report"
+    returns `deleted: false` with the reason in `refused`. `unsafe: true` skips the guard to
+    reproduce a double start on purpose. The delete carries a UID precondition: only
+    incarnation `uid` (default: the one noted in this run, else the current one) is deleted; if
+    it is gone or replaced already, `deleted` is False and `already_gone` True.
     """
     settings, namespace, name = _pod_target(pod, ns, configuration)
     skip_guard = check.flag(unsafe, "unsafe")
+    refusal = check.choice(on_refusal, "on_refusal", ("fail", "report"))
     wanted = None if uid is None else check.uid(uid, "uid")
     check.require_allowed(settings, [namespace], "force delete a pod")
     result: Result = {
@@ -390,12 +415,14 @@ def force_delete_pod(
         "uid": "",
         "node": "",
         "deleted": False,
+        "already_gone": False,
+        "refused": "",
         "unsafe": skip_guard,
     }
     with cluster(secrets, settings.request_timeout) as api:
         current = _incarnation(api, namespace, name, wanted or MEMORY.uid_of(namespace, name))
         if current is None:
-            return result
+            return {**result, "already_gone": True}
         node_name = str(current.get("spec", {}).get("nodeName") or "")
         if skip_guard:
             logger.warning(
@@ -403,7 +430,12 @@ def force_delete_pod(
                 "skipped, a second MySQL may start with the same identity"
             )
         else:
-            _require_node_out_of_service(api, node_name, namespace, name)
+            why = _old_server_alive(api, current, node_name, namespace, name, settings)
+            if why:
+                if refusal == "fail":
+                    raise ActivityFailed(why)
+                logger.warning(why)
+                return {**result, "node": node_name, "refused": why}
         uid_now = str(current["metadata"]["uid"])
         deleted = api.delete_pod(namespace, name, uid_now, grace_seconds=0)
     logger.warning(f"force deleted pod {namespace}/{name} (uid {uid_now}) on {node_name}")
@@ -585,25 +617,53 @@ def _require_ready(node: model.Obj, name: str) -> None:
         )
 
 
-def _require_node_out_of_service(api: Cluster, node_name: str, namespace: str, name: str) -> None:
+def _old_server_alive(
+    api: Cluster,
+    pod: model.Obj,
+    node_name: str,
+    namespace: str,
+    name: str,
+    settings: check.Settings,
+) -> str:
+    """Why a force delete could start a second server now ("" when the old one is gone)."""
+    refuse = f"refusing to force delete {namespace}/{name}"
     if not node_name:
-        raise ActivityFailed(
-            f"refusing to force delete {namespace}/{name}: it is bound to no node; "
-            "delete it normally (delete_pod)"
-        )
+        return f"{refuse}: it is bound to no node; delete it normally (delete_pod)"
     node = api.node(node_name)
     ready = model.node_ready(node)
     if ready == "True":
-        raise ActivityFailed(
-            f"refusing to force delete {namespace}/{name}: its node {node_name} is Ready, so the "
-            "pod may still run (unsafe: true only to reproduce a double start on purpose)"
+        return (
+            f"{refuse}: its node {node_name} is Ready, so its kubelet will stop the pod itself "
+            "(unsafe: true only to reproduce a double start on purpose)"
         )
-    if not model.has_out_of_service_taint(node):
-        raise ActivityFailed(
-            f"refusing to force delete {namespace}/{name}: node {node_name} is NotReady "
-            f"(Ready={ready}) but not tainted {model.OUT_OF_SERVICE_KEY}:NoExecute; "
-            "confirm the node is really down, then taint_out_of_service"
+    if model.has_shutdown_taint(node):
+        logger.info(f"node {node_name} is shut down (cloud provider taint): {name} is gone")
+        return ""
+    address = model.pod_ip(pod)
+    if not address:
+        return (
+            f"{refuse}: node {node_name} is NotReady (Ready={ready}) and the pod has no IP to "
+            "check; confirm the node is shut down first"
         )
+    answer = _tcp_answer(address, settings.mysql_port)
+    if answer is None:
+        logger.info(f"{namespace}/{name}: nothing answers on {address}:{settings.mysql_port}")
+        return ""
+    return (
+        f"{refuse}: its MySQL server still answers on {address}:{settings.mysql_port} "
+        f"although node {node_name} is NotReady (Ready={ready}); the container is alive and a "
+        f"second {name} would start with the same identity. Shut the node or the container "
+        "down first (unsafe: true only to reproduce a double start on purpose)"
+    )
+
+
+def _tcp_answer(host: str, port: int, timeout: float = 3.0) -> str | None:
+    """ "accepted" if something accepts a TCP connection at host:port, None if refused/silent."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return "accepted"
+    except OSError:
+        return None
 
 
 def _incarnation(api: Cluster, namespace: str, name: str, uid: str | None) -> model.Obj | None:

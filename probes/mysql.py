@@ -138,7 +138,7 @@ def writable_primaries(
     seconds) do not count and are logged.
     """
     limit = cfg.seconds(timeout, "argument timeout")
-    nodes = cfg.mysql_target(configuration, secrets).require_nodes()
+    nodes = cfg.mysql_target(configuration, secrets).nodes
     writable = []
     for name, state in _on_each(nodes, _read_only, limit).items():
         if isinstance(state, DatabaseError):
@@ -243,7 +243,7 @@ def _replica_states(
     timeout: Any, configuration: Configuration, secrets: Secrets
 ) -> dict[str, _ReplicaState]:
     limit = cfg.seconds(timeout, "argument timeout")
-    nodes = cfg.mysql_target(configuration, secrets).require_nodes()
+    nodes = cfg.mysql_target(configuration, secrets).nodes
     replicas = [n for n in nodes if n.replica]
     if not replicas:
         cfg.fail(

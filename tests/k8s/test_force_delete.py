@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -22,17 +25,60 @@ def test_refused_while_the_node_is_ready(api: FakeKubeAPI, config: dict[str, Any
     assert api.mutating_requests() == []
 
 
-def test_refused_on_a_lost_node_without_the_taint(api: FakeKubeAPI, config: dict[str, Any]) -> None:
-    """NotReady alone is not proof the node is down: the out-of-service taint is required."""
+@contextmanager
+def listening() -> Iterator[int]:
+    """A TCP listener on 127.0.0.1 standing for a MySQL server that still runs: its port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield int(server.getsockname()[1])
+
+
+def _pod_ip(api: FakeKubeAPI, address: str) -> None:
+    pod = api.get("pods", "mysql-0", "mysql")
+    assert pod is not None
+    pod["status"]["podIP"] = address
+    api.put(pod)
+
+
+def test_refused_while_the_old_server_still_answers(
+    api: FakeKubeAPI, config: dict[str, Any]
+) -> None:
+    """A lost node whose pod IP still accepts MySQL connections: a second mysql-0 would start."""
     api.load("node-lost")
-    with pytest.raises(ActivityFailed, match=r"NotReady .* but not tainted .*out-of-service"):
-        k8s.force_delete_pod("mysql-0", configuration=config)
+    with listening() as port:
+        _pod_ip(api, "127.0.0.1")
+        config["mysql_port"] = port
+        with pytest.raises(ActivityFailed, match=r"still answers on 127\.0\.0\.1:\d+ .*second"):
+            k8s.force_delete_pod("mysql-0", configuration=config)
+        assert api.mutating_requests() == []
+        # The out-of-service taint does not make the guard pass: it proves nothing about mysqld.
+        api.load("node-out-of-service")
+        result = k8s.force_delete_pod("mysql-0", on_refusal="report", configuration=config)
+    assert result["deleted"] is False
+    assert "a second mysql-0 would start" in result["refused"]
     assert api.mutating_requests() == []
 
 
-def test_force_delete_on_an_out_of_service_node(api: FakeKubeAPI, config: dict[str, Any]) -> None:
-    """Node lost and tainted: the pod is deleted with grace period 0 and a UID precondition."""
-    api.load("node-lost", "node-out-of-service")
+def test_shutdown_taint_counts_as_gone(api: FakeKubeAPI, config: dict[str, Any]) -> None:
+    """The cloud provider's shutdown taint says the instance is off: the delete goes ahead."""
+    api.load("node-lost")
+    node = api.get("nodes", "chaos-worker")
+    assert node is not None
+    node["spec"]["taints"] = [
+        *node["spec"].get("taints", []),
+        {"key": "node.cloudprovider.kubernetes.io/shutdown", "effect": "NoSchedule"},
+    ]
+    api.put(node)
+    with listening() as port:
+        _pod_ip(api, "127.0.0.1")
+        config["mysql_port"] = port
+        assert k8s.force_delete_pod("mysql-0", configuration=config)["deleted"] is True
+
+
+def test_force_delete_once_nothing_answers(api: FakeKubeAPI, config: dict[str, Any]) -> None:
+    """Node lost and nothing on the pod IP: deleted with grace period 0 and a UID precondition."""
+    api.load("node-lost")
     result = k8s.force_delete_pod("mysql-0", configuration=config)
     assert result == {
         "pod": "mysql-0",
@@ -40,6 +86,8 @@ def test_force_delete_on_an_out_of_service_node(api: FakeKubeAPI, config: dict[s
         "uid": UID0,
         "node": "chaos-worker",
         "deleted": True,
+        "already_gone": False,
+        "refused": "",
         "unsafe": False,
     }
     (delete,) = api.mutating_requests()
@@ -74,13 +122,14 @@ def test_replacement_is_left_alone(api: FakeKubeAPI, config: dict[str, Any]) -> 
 def test_already_gone_is_not_an_error(api: FakeKubeAPI, config: dict[str, Any]) -> None:
     """Nothing to delete is a result (deleted: false), not a failure."""
     api.remove("pods", "mysql-0", "mysql")
-    assert k8s.force_delete_pod("mysql-0", configuration=config)["deleted"] is False
+    result = k8s.force_delete_pod("mysql-0", configuration=config)
+    assert (result["deleted"], result["already_gone"]) == (False, True)
     assert api.mutating_requests() == []
 
 
 def test_precondition_conflict_is_reported(api: FakeKubeAPI, config: dict[str, Any]) -> None:
     """A pod replaced between the check and the delete makes the server refuse; we say so."""
-    api.load("node-lost", "node-out-of-service")
+    api.load("node-lost")
     api.after(1, "GET", "/api/v1/nodes/chaos-worker", lambda s: s.load("mysql-0-replaced"))
     with pytest.raises(ActivityFailed, match="HTTP 409 Conflict: Precondition failed"):
         k8s.force_delete_pod("mysql-0", configuration=config)
@@ -102,6 +151,7 @@ def test_namespace_not_allowed_sends_nothing(api: FakeKubeAPI, config: dict[str,
     [
         ({"pod": "mysql-0", "unsafe": "yes"}, "unsafe must be true or false"),
         ({"pod": "mysql-0", "uid": "not-a-uid"}, "not a Kubernetes UID"),
+        ({"pod": "mysql-0", "on_refusal": "ignore"}, "on_refusal must be one of"),
         ({"pod": None}, "pod must be a string"),
         ({"pod": "mysql-0", "ns": "Not A Namespace"}, "not a valid namespace name"),
     ],

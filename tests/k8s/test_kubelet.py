@@ -17,8 +17,20 @@ from tests.k8s.fakeapi import FakeKubeAPI
 HELPERS = "/api/v1/namespaces/chaos/pods"
 HELPER = f"{HELPERS}/kubelet-stop-chaos-worker"
 NODE = "/api/v1/nodes/chaos-worker"
-TIMER = "systemd-run --on-active=300s --unit=chaos-kubelet-restore systemctl start kubelet"
+TIMER = (
+    "systemd-run --collect --on-active=300s --timer-property=AccuracySec=1s "
+    "--timer-property=RemainAfterElapse=no --unit=chaos-kubelet-restore systemctl start kubelet"
+)
 STOP = "systemctl stop kubelet"
+UNITS = "chaos-kubelet-restore.timer chaos-kubelet-restore.service"
+CLEAR = [f"systemctl stop {UNITS}", f"systemctl reset-failed {UNITS}"]
+
+
+def _steps(script: str) -> tuple[list[str], str, str]:
+    """(clearing commands, timer, stop) of a stop script, prefixes kept."""
+    *clear, arm_and_stop = script.split("; ")
+    timer, stop = arm_and_stop.split(" && ")
+    return [c.removesuffix(" 2>/dev/null") for c in clear], timer, stop
 
 
 def _helper_status(status: dict[str, Any]) -> Any:
@@ -74,9 +86,8 @@ def test_helper_pod_spec_arms_the_timer_before_the_stop(
     assert container["image"] == check.DEFAULT_HELPER_IMAGE
     shell, flag, script = container["command"]
     assert (shell, flag) == ("sh", "-c")
-    timer, stop = script.split(" && ")
     nsenter = "nsenter -t 1 -m -u -i -n -p -- "
-    assert (timer, stop) == (nsenter + TIMER, nsenter + STOP)
+    assert _steps(script) == ([nsenter + c for c in CLEAR], nsenter + TIMER, nsenter + STOP)
     assert MEMORY.last_stopped() == StoppedKubelet("chaos-worker", "pod", "2025-03-04T09:12:41Z")
     assert MEMORY.uid_of("mysql", "mysql-0") == "5f0e3c2a-8b1d-4e6f-9a7c-2d4b6e8f0a11"
 
@@ -212,7 +223,8 @@ def test_ssh_command_arms_the_timer_then_stops() -> None:
     """ssh runs one remote line: sudo'd timer && sudo'd stop, never prompting."""
     argv = commands.ssh_stop_command("172.18.0.3", "core", 240)
     assert argv[:-1] == ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "core@172.18.0.3"]
-    timer, stop = argv[-1].split(" && ")
+    clear, timer, stop = _steps(argv[-1])
+    assert [shlex.split(c) for c in clear] == [["sudo", "-n", *c.split()] for c in CLEAR]
     assert shlex.split(timer) == ["sudo", "-n", *TIMER.replace("300s", "240s").split()]
     assert shlex.split(stop) == ["sudo", "-n", *STOP.split()]
 
@@ -220,7 +232,8 @@ def test_ssh_command_arms_the_timer_then_stops() -> None:
 def test_docker_command_targets_the_kind_node_container() -> None:
     """For kind the node container is exec'd directly; systemd is its pid 1."""
     argv = commands.docker_stop_command("chaos-worker", 300)
-    assert argv == ["docker", "exec", "chaos-worker", "sh", "-c", f"{TIMER} && {STOP}"]
+    assert argv[:5] == ["docker", "exec", "chaos-worker", "sh", "-c"]
+    assert _steps(argv[5]) == (CLEAR, TIMER, STOP)
 
 
 def test_restore_commands_disarm_the_timer_then_start() -> None:

@@ -62,13 +62,36 @@ def test_taint_is_idempotent(api: FakeKubeAPI, config: dict[str, Any]) -> None:
 
 
 def test_removal_leaves_other_taints_alone(api: FakeKubeAPI, config: dict[str, Any]) -> None:
-    """Only the out-of-service NoExecute taint goes; the controller's taints stay as they were."""
-    api.load("node-lost", "node-out-of-service")
+    """Only the out-of-service NoExecute taint this run added goes; the others stay as they were."""
+    api.load("node-lost")
+    k8s.taint_out_of_service(node="chaos-worker", configuration=config)
     result = k8s.remove_out_of_service_taint("chaos-worker", configuration=config)
     assert result == {"nodes": "chaos-worker", "changed": "chaos-worker"}
     assert _taints(api) == UNREACHABLE
     assert k8s.remove_out_of_service_taint("chaos-worker", configuration=config)["changed"] == ""
-    assert len(api.mutating_requests()) == 1
+    assert [r.method for r in api.mutating_requests()] == ["PATCH", "PATCH"]
+
+
+def test_a_taint_that_was_already_there_survives_the_rollback(
+    api: FakeKubeAPI, config: dict[str, Any]
+) -> None:
+    """Someone else's out-of-service taint (a node really shut down) is never removed."""
+    api.load("node-lost", "node-out-of-service")
+    assert k8s.taint_out_of_service(node="chaos-worker", configuration=config)["changed"] is False
+    assert k8s.remove_out_of_service_taint(configuration=config) == {"nodes": "", "changed": ""}
+    assert k8s.remove_out_of_service_taint("chaos-worker", configuration=config)["changed"] == ""
+    assert [t["key"] for t in _taints(api)] == [t["key"] for t in [*UNREACHABLE, OUT_OF_SERVICE]]
+    assert api.mutating_requests() == []
+
+
+def test_a_ready_node_is_not_tainted(api: FakeKubeAPI, config: dict[str, Any]) -> None:
+    """The taint would evict every pod of a Ready node: refused unless unsafe."""
+    with pytest.raises(ActivityFailed, match="node chaos-worker out-of-service: it is Ready"):
+        k8s.taint_out_of_service(pod="mysql-0", configuration=config)
+    assert api.mutating_requests() == []
+    result = k8s.taint_out_of_service(pod="mysql-0", unsafe="true", configuration=config)
+    assert result["changed"] is True
+    assert OUT_OF_SERVICE in _taints(api)
 
 
 def test_removal_defaults_to_the_nodes_this_run_tainted(
@@ -96,9 +119,10 @@ def test_concurrent_taint_change_is_retried_not_clobbered(
 
     api.load("node-lost")
     api.apply(_only_first_unreachable)
-    api.after(1, "GET", NODE, controller_adds_noexecute)
+    # The first GET checks readiness, the second reads the taints the patch is built from.
+    api.after(2, "GET", NODE, controller_adds_noexecute)
     assert k8s.taint_out_of_service(node="chaos-worker", configuration=config)["changed"]
-    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH"]
+    assert [r.method for r in api.requests] == ["GET", "GET", "PATCH", "GET", "PATCH"]
     assert _taints(api) == [*UNREACHABLE, OUT_OF_SERVICE]
 
 

@@ -100,10 +100,50 @@ def test_addresses_are_checked_and_passwords_in_urls_never_shown() -> None:
     assert message.startswith("configuration mysql_writer: malformed MySQL address")
 
 
-def test_node_level_probes_need_mysql_nodes_outside_the_lab() -> None:
-    """Without lab_dir, writable_primaries and replication_healthy ask for mysql_nodes."""
-    for probe in (mysql_probes.writable_primaries, mysql_probes.replication_healthy):
-        assert "configuration mysql_nodes is required" in failure(probe, configuration={})
+def _addresses(configuration: dict[str, Any]) -> tuple[str, str, dict[str, str]]:
+    target = cfg.mysql_target(configuration, None)
+    where = lambda e: f"{e.host}:{e.port}"  # noqa: E731
+    nodes = {n.name: where(n.endpoint) for n in target.nodes}
+    return where(target.writer), where(target.reader), nodes
+
+
+def test_cluster_addresses_resolve_from_any_namespace() -> None:
+    """Without lab_dir, every address is derived from mysql_namespace as a .svc name."""
+    writer, reader, nodes = _addresses({})
+    assert writer == "mysql-0.mysql.mysql.svc:3306"
+    assert reader == "mysql-read.mysql.svc:3306"
+    assert nodes == {f"mysql-{i}": f"mysql-{i}.mysql.mysql.svc:3306" for i in range(3)}
+    writer, reader, nodes = _addresses(
+        {"mysql_namespace": "db", "mysql_replicas": "2", "mysql_port": "3307"}
+    )
+    assert (writer, reader) == ("mysql-0.mysql.db.svc:3307", "mysql-read.db.svc:3307")
+    assert nodes == {"mysql-0": "mysql-0.mysql.db.svc:3307", "mysql-1": "mysql-1.mysql.db.svc:3307"}
+    assert [n.replica for n in cfg.mysql_target({"mysql_namespace": "db"}, None).nodes] == [
+        False,
+        True,
+        True,
+    ]
+
+
+def test_each_address_stays_overridable() -> None:
+    """mysql_writer, mysql_reader and mysql_nodes override the derived names one by one."""
+    writer, reader, nodes = _addresses({"mysql_writer": "127.0.0.1:4000", "mysql_reader": ""})
+    assert (writer, reader) == ("127.0.0.1:4000", "mysql-read.mysql.svc:3306")
+    assert nodes["mysql-0"] == "mysql-0.mysql.mysql.svc:3306"
+    assert _addresses({"mysql_nodes": "a=127.0.0.1:1"})[2] == {"a": "127.0.0.1:1"}
+
+
+@pytest.mark.parametrize(
+    ("configuration", "needle"),
+    [
+        ({"mysql_namespace": "My_NS"}, "configuration mysql_namespace 'My_NS' is not a DNS label"),
+        ({"mysql_replicas": 0}, "configuration mysql_replicas must be between 1 and 100"),
+        ({"mysql_port": "http"}, "configuration mysql_port"),
+    ],
+)
+def test_malformed_cluster_names_are_refused(configuration: dict[str, Any], needle: str) -> None:
+    """A namespace, count or port that cannot make an address is refused in one line."""
+    assert needle in failure(cfg.mysql_target, configuration, None)
 
 
 def test_a_cluster_of_only_the_writer_has_no_replica_to_check() -> None:
