@@ -103,14 +103,22 @@ class Cluster:
             f"create pod {namespace}/{manifest['metadata']['name']}",
             # A plain dict body: the client serializes it as it is, on every client version
             # (model classes gained model_validate only in v37).
-            lambda **kw: self._core.create_namespaced_pod(namespace, manifest, **kw),
+            lambda **kw: self._core.create_namespaced_pod(
+                namespace,
+                manifest,  # type: ignore[arg-type]  # a dict body is serialized as it is
+                **kw,
+            ),
         )
 
     def create_network_policy(self, namespace: str, manifest: Obj) -> Obj | None:
         """Create the policy; None if one of that name already exists."""
         return self._create(
             f"create networkpolicy {namespace}/{manifest['metadata']['name']}",
-            lambda **kw: self._net.create_namespaced_network_policy(namespace, manifest, **kw),
+            lambda **kw: self._net.create_namespaced_network_policy(
+                namespace,
+                manifest,  # type: ignore[arg-type]  # a dict body is serialized as it is
+                **kw,
+            ),
         )
 
     def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: int | None) -> bool:
