@@ -46,6 +46,7 @@ __all__ = [
     "stop_kubelet",
     "taint_out_of_service",
     "wait_kubelet_restored",
+    "wait_pod_replaced",
     "wait_pod_status",
     "wait_statefulset_ready",
 ]
@@ -56,6 +57,7 @@ PROBES = (
     "pod_not_replaced",
     "pod_uid",
     "wait_kubelet_restored",
+    "wait_pod_replaced",
     "wait_pod_status",
     "wait_statefulset_ready",
 )
@@ -170,6 +172,34 @@ def pod_not_replaced(
             return True
         _log_replacement(api, found, namespace, name, expected)
         return False
+
+
+def wait_pod_replaced(
+    pod: str,
+    uid: str | None = None,
+    ns: str | None = None,
+    timeout: float = 420.0,
+    configuration: Configuration = None,
+    secrets: Secrets = None,
+) -> bool:
+    """Poll until incarnation `uid` of the pod is gone (deleted, or replaced by a new UID).
+
+    After the out-of-service taint, Kubernetes deletes the lost pod itself (the taint manager
+    evicts it, and from 1.28 the pod garbage collector force-deletes it); this waits for that.
+    `uid` defaults to the one noted in this run. False if it is still there after `timeout`.
+    """
+    settings, namespace, name = _pod_target(pod, ns, configuration)
+    expected = _expected_uid(uid, namespace, name)
+    limit = check.seconds(timeout, "timeout")
+
+    def gone() -> bool:
+        found = api.pod(namespace, name)
+        return found is None or found["metadata"].get("uid") != expected
+
+    with cluster(secrets, settings.request_timeout) as api:
+        done = poll(gone, limit, settings.poll_interval)
+    logger.info(f"pod {namespace}/{name} uid {expected} {'is gone' if done else 'is still there'}")
+    return done
 
 
 def wait_kubelet_restored(

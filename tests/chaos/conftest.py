@@ -141,6 +141,7 @@ def run_experiment(
     secrets: dict[str, Any] | None = None,
     *,
     timeout: float = 120.0,
+    env: dict[str, str] | None = None,
 ) -> ChaosRun:
     """`chaos run` with `--var`s for the configuration and a `--var-file` for the secrets,
     rollbacks always played; returns its journal and log."""
@@ -152,7 +153,7 @@ def run_experiment(
         var_file.write_text(json.dumps({"secrets": secrets}))
         args += ["--var-file", str(var_file)]
     started = time.monotonic()
-    proc = chaos([*args, str(experiment)], workdir, timeout=timeout)
+    proc = chaos([*args, str(experiment)], workdir, timeout=timeout, env=env)
     seconds = time.monotonic() - started
     journal_path = workdir / "journal.json"
     assert journal_path.exists(), f"no journal (exit {proc.returncode}): {proc.stderr[-3000:]}"

@@ -160,9 +160,8 @@ class SimulatedCluster:
         while not self._stop.wait(self.clock.tick):
             try:
                 self.step(time.time())
-            except Exception as exc:  # a broken simulation must fail the test, not hang it
+            except Exception as exc:  # a broken simulation must fail the test (see errors)
                 self.errors.append(repr(exc))
-                raise
 
     def step(self, now: float) -> None:
         with self.api._lock:
@@ -412,7 +411,7 @@ class SimulatedCluster:
             )
             for what, fault, undo in (
                 ("running", "kill", "start"),
-                ("endpoint", "endpoint_loss", "endpoint_restore"),
+                ("endpoint", "endpoint-loss", "endpoint-restore"),
                 ("partitioned", "heal", "partition"),
             ):
                 if wanted[what] != seen[what]:
