@@ -217,10 +217,19 @@ class SimulatedCluster:
                 pod["status"] = self._running_status(pod, now, ready=True)
                 self.api.put(pod)
                 self.events.append(f"{stamp(now)} pod {namespace}/{name} Running on {node}")
-        elif phase == "Running" and _condition(pod, "Ready").get("status") != "True":
-            pod = self._fresh(pod)
-            _condition(pod, "Ready").update(status="True", lastTransitionTime=stamp(now))
-            self.api.put(pod)
+        elif phase == "Running":
+            # The readiness probe (ready.sh) fails on a replica cut off by a NetworkPolicy once
+            # its IO thread gives up: `grace` seconds here (replica_net_timeout + probes there).
+            ready = "True"
+            if name in self._policy_targets():
+                cut_at = self._since.setdefault(f"cut:{uid}", now)
+                ready = "False" if now - cut_at >= self.clock.grace else "True"
+            else:
+                self._since.pop(f"cut:{uid}", None)
+            if _condition(pod, "Ready").get("status") != ready:
+                pod = self._fresh(pod)
+                _condition(pod, "Ready").update(status=ready, lastTransitionTime=stamp(now))
+                self.api.put(pod)
 
     def _kubelet_helper(self, pod: Obj, node: str, now: float) -> None:
         uid = pod["metadata"]["uid"]
@@ -394,13 +403,18 @@ class SimulatedCluster:
             self.api.put(updated)
 
     # -- the lab follows the pods ----------------------------------------------------------
+    def _policy_targets(self) -> set[str]:
+        """Pods selected by name by a NetworkPolicy (the deny-all partitions)."""
+        return {
+            str(p["spec"]["podSelector"].get("matchLabels", {}).get(POD_NAME_LABEL))
+            for p in self._objects("networkpolicies", MYSQL_NAMESPACE)
+        }
+
     def _follow_in_lab(self) -> None:
         if self.lab is None:
             return
-        policies = {
-            p["spec"]["podSelector"].get("matchLabels", {}).get(POD_NAME_LABEL)
-            for p in self._objects("networkpolicies", MYSQL_NAMESPACE)
-        }
+        with self.api._lock:
+            policies = self._policy_targets()
         for name in self.home:
             pod = self.api.get("pods", name, MYSQL_NAMESPACE)
             running = pod is not None and pod.get("status", {}).get("phase") == "Running"

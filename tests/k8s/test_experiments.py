@@ -182,7 +182,8 @@ def world(lab: Lab, k8s_checker: Checker, tmp_path: Path) -> Iterator[World]:
         f"{name}=127.0.0.1:{lab.endpoint(name).port}" for name in sorted(info["nodes"])
     )
     variables = {
-        "mysql_writer": f"127.0.0.1:{lab.endpoint('writer').port}",
+        # As on a cluster, the writer is mysql-0's own address (mysql-0.mysql.<ns>.svc).
+        "mysql_writer": f"127.0.0.1:{lab.endpoint('mysql-0').port}",
         "mysql_reader": f"127.0.0.1:{lab.endpoint('reader').port}",
         "mysql_nodes": nodes,
         # The pod IPs are 127.0.0.1: the force-delete guard reaches mysql-0 on its own port.
@@ -223,7 +224,7 @@ def world(lab: Lab, k8s_checker: Checker, tmp_path: Path) -> Iterator[World]:
 def _chaos_run(world: World, name: str, tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     """`chaos run experiments/<name>.json` exactly as a user runs it, rollbacks always."""
     workdir = tmp_path / name
-    workdir.mkdir()
+    workdir.mkdir(parents=True)
     run = run_experiment(
         EXPERIMENTS / f"{name}.json",
         workdir,
