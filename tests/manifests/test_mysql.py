@@ -183,3 +183,22 @@ def test_replicas_notice_a_dead_source_quickly() -> None:
     ready.sh takes it out of mysql-read) within seconds, not the default minute."""
     common = _cnf(find(render(BASE), "ConfigMap", "mysql", "mysql")["data"]["common.cnf"])
     assert int(common["replica_net_timeout"]) <= 15
+
+
+@pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
+def test_checker_lag_bound_leaves_readiness_time_to_act(target: Path) -> None:
+    """The checker's stale bound covers ready.sh's lag bound plus the probes it takes the kubelet
+    to drop a lagging replica from mysql-read (and 2 s for endpoint propagation)."""
+    objs = render(target)
+    ready = _scripts()["ready.sh"]
+    found = re.search(r"max_lag=\$\{READY_MAX_LAG_SECONDS:-(\d+)\}", ready)
+    assert found
+    (mysql,) = [
+        c
+        for c in _statefulset(target)["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "mysql"
+    ]
+    probe = mysql["readinessProbe"]
+    reaction = probe["periodSeconds"] * probe.get("failureThreshold", 3)
+    settings = find(objs, "ConfigMap", "checker-settings", "mysql")["data"]
+    assert float(settings["CHECKER_LAG_BOUND"]) >= int(found[1]) + reaction + 2
