@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -288,3 +292,53 @@ def test_default_timeout_and_grace_come_from_the_experiment(tmp_path: Path) -> N
     derived_exp, given = load_plan(plan).experiments
     assert (derived_exp.timeout, derived_exp.grace) == (derived.timeout, derived.grace)
     assert (given.timeout, given.grace) == (42.0, 9.0)
+
+
+def test_the_cli_exits_1_and_posts_the_reasons_when_nothing_was_injected(
+    tmp_path: Path, running_checker: Checker
+) -> None:
+    """`checker gameday --once` (the CronJob's command) exits 1 for a run whose method never ran
+    although the verdict is VALID, and its webhook payload names why."""
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        exp = _experiment(tmp_path, [_process("inject", "touch", str(tmp_path / "injected"))])
+        token = tmp_path / "token"
+        token.write_text(TOKEN + "\n")
+        plan = tmp_path / "plan.yaml"
+        plan.write_text(
+            yaml.safe_dump(
+                {
+                    "checker": {"url": running_checker.url, "token_file": str(token)},
+                    "experiments": [{"name": "tiny", "path": str(exp)}],
+                    "results": {"dir": str(tmp_path / "results")},
+                    "webhook": {"url": f"http://127.0.0.1:{server.server_address[1]}/hook"},
+                }
+            )
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "checker.cli", "gameday", "--plan", str(plan), "--once"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            cwd=tmp_path,
+        )
+    finally:
+        server.shutdown()
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (body,) = received
+    assert body["valid"] is True and body["result"] == "failed"
+    assert "the method did not run" in body["reasons"]
+    assert "gameday_run_not_successful" in proc.stderr + proc.stdout
