@@ -14,7 +14,8 @@ experiments:
     schedule: "0 3 * * 1"             # cron: 5 fields (6 with seconds first), in `timezone`
     vars: {lab_dir: .lab}             # chaos run --var k=v (checker_url is added)
     var_files: []                     # chaos run --var-file
-    timeout: 900                      # seconds before the chaos run is stopped
+    timeout: 900                      # seconds before the chaos run is interrupted (SIGINT)
+    grace: 300                        # then seconds for its rollbacks before SIGKILL
 results: {dir: gameday-results, keep: 20}
 webhook: {url: http://127.0.0.1:9000/hook, token_file: null}
 timezone: UTC
@@ -22,9 +23,13 @@ timezone: UTC
 
 Each run: annotate the checker -> `chaos run` the experiment -> full verification -> report
 into a dated folder (chaos journal, verdict.json, the checker journal snapshot, report/) ->
-webhook with a summary. Runs never overlap: a run due while another is going is skipped and
-logged (APScheduler `max_instances=1`, `coalesce=True`, plus one lock across experiments, since
-two experiments on one cluster would spoil each other's evidence).
+webhook with a summary. Without `timeout`/`grace`, both are derived from the experiment's own
+durations (checker._gameday_result: the rule). A run succeeds only when the steady state held
+before and after, the method ran, its probes' tolerances held and the verdict is VALID; the
+summary's `result` and `reasons` say which criterion failed. Runs never overlap: a run due
+while another is going is skipped and logged (APScheduler `max_instances=1`, `coalesce=True`,
+plus one lock across experiments, since two experiments on one cluster would spoil each other's
+evidence).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -48,14 +54,17 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from checker import _logging, secrets
+from checker import _gameday_result, _logging, secrets
 from checker._spawn import Spawned, spawn_checker
 from checker.errors import CheckerError, ConfigError
 from checker.secrets import redact
 
 log = _logging.get("checker.gameday")
+# A run's exit status: 0 success; 1 a failed criterion or an INVALID verdict; 2 unknown.
+# `--once` exits with the worst run's: failed (1) outranks unknown (2), which outranks success.
 EXIT_FOR = {"True": 0, "False": 1, "unknown": 2}
 _SEVERITY = {"True": 0, "False": 2, "unknown": 1}
+_RESULT_VALID = {"success": "True", "failed": "False", "unknown": "unknown"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,8 @@ class Experiment:
     vars: dict[str, str] = field(default_factory=dict)
     var_files: tuple[Path, ...] = ()
     timeout: float = 900.0
+    # Seconds `chaos run` gets after SIGINT to play its rollbacks, before SIGKILL.
+    grace: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -170,17 +181,45 @@ def _experiment(plan: Path, base: Path, i: int, e: Any) -> Experiment:
     vars_ = e.get("vars") or {}
     if not isinstance(vars_, dict):
         raise _fail(plan, f"experiment {name!r}: `vars` must be a mapping")
-    timeout = e.get("timeout", 900)
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise _fail(plan, f"experiment {name!r}: `timeout` must be a positive number of seconds")
+    for key in ("timeout", "grace"):
+        value = e.get(key)
+        if value is not None and (
+            not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0
+        ):
+            raise _fail(plan, f"experiment {name!r}: `{key}` must be a positive number of seconds")
     files = tuple(p for p in (_path(base, f) for f in e.get("var_files") or []) if p is not None)
+    variables = {str(k): str(v) for k, v in vars_.items()}
+    derived = _derived_timeouts(plan, name, path, variables, files)
     return Experiment(
         name=name,
         path=path,
         schedule=str(e["schedule"]) if e.get("schedule") else None,
-        vars={str(k): str(v) for k, v in vars_.items()},
+        vars=variables,
         var_files=files,
-        timeout=float(timeout),
+        timeout=float(e.get("timeout") or derived.timeout),
+        grace=float(e.get("grace") or derived.grace),
+    )
+
+
+def _derived_timeouts(
+    plan: Path, name: str, path: Path, variables: dict[str, str], files: tuple[Path, ...]
+) -> _gameday_result.Timeouts:
+    try:
+        experiment = yaml.safe_load(path.read_text())  # JSON is YAML
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise _fail(
+            plan, f"experiment {name!r}: {path} is not readable JSON/YAML ({exc})"
+        ) from None
+    if not isinstance(experiment, dict):
+        raise _fail(plan, f"experiment {name!r}: {path} is not a chaostoolkit experiment")
+    return _gameday_result.derive_timeouts(experiment, variables, files)
+
+
+def job_deadline(plan: Plan) -> float:
+    """Seconds a `--once` run of `plan` may take: each experiment's timeout and grace plus the
+    verification and report after it (the game-day Job's activeDeadlineSeconds must cover it)."""
+    return sum(
+        e.timeout + e.grace + _gameday_result.VERIFY_ALLOWANCE_SECONDS for e in plan.experiments
     )
 
 
@@ -201,6 +240,52 @@ def _trigger(schedule: str, tz: str) -> CronTrigger:
         return CronTrigger.from_crontab(schedule, timezone=tz)
     raise ValueError(
         "a cron needs 5 fields (minute hour day month weekday), or 6 with seconds first"
+    )
+
+
+@dataclass(frozen=True)
+class ChaosRun:
+    """How one `chaos run` ended: the journal's status, its exit code, and whether (and how) it
+    had to be stopped at its timeout."""
+
+    status: str
+    exit_code: int
+    stopped: str | None = None
+
+
+def _stop_gracefully(proc: subprocess.Popen[bytes], exp: Experiment) -> str | None:
+    """Wait `exp.timeout` for `chaos run`; then SIGINT it and wait `exp.grace` for its rollbacks;
+    SIGKILL (its whole process group) only after that. None when it ended by itself.
+
+    chaostoolkit turns SIGINT into KeyboardInterrupt, marks the journal "interrupted" and, with
+    `--rollback-strategy always`, still plays the rollbacks (chaoslib/run.py, Runner._run and
+    run_rollback). Only the chaos process gets the SIGINT, not its group: a second interrupt
+    during the rollbacks would make chaoslib skip the rest of them.
+    """
+    try:
+        proc.wait(timeout=exp.timeout)
+        return None
+    except subprocess.TimeoutExpired:
+        pass
+    log.warning(
+        "gameday_chaos_interrupted", experiment=exp.name, timeout=exp.timeout, grace=exp.grace
+    )
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=exp.grace)
+        return (
+            f"timed out after {exp.timeout:g} s: interrupted, and it ended within its "
+            f"{exp.grace:g} s grace"
+        )
+    except subprocess.TimeoutExpired:
+        pass
+    log.error("gameday_chaos_killed", experiment=exp.name, grace=exp.grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return (
+        f"timed out after {exp.timeout:g} s and killed {exp.grace:g} s after the interrupt: "
+        "its rollbacks may not have run"
     )
 
 
@@ -318,7 +403,11 @@ class GameDay:
         }
         try:
             checker.annotate(f"gameday {exp.name}", "start", detail=str(exp.path))
-            summary["chaos_status"] = self._chaos(exp, checker.url, folder)
+            chaos = self._chaos(exp, checker.url, folder)
+            summary["chaos_status"] = chaos.status
+            summary["chaos_exit_code"] = chaos.exit_code
+            if chaos.stopped:
+                summary["chaos_stopped"] = chaos.stopped
             verdict = checker.verify()
             checker.annotate(f"gameday {exp.name}", "end", detail=summary["chaos_status"])
             (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, sort_keys=True))
@@ -331,6 +420,7 @@ class GameDay:
             summary["valid"] = "unknown"
             summary["error"] = str(exc)
             log.error("gameday_run_failed", experiment=exp.name, error=str(exc))
+        self._judge(exp, folder, summary)
         summary["finished"] = datetime.now(UTC).isoformat()
         (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
         self._prune(exp.name)
@@ -340,12 +430,38 @@ class GameDay:
             "gameday_run_done",
             experiment=exp.name,
             valid=summary["valid"],
+            result=summary["result"],
+            reasons=summary["reasons"],
             chaos_status=summary.get("chaos_status"),
             folder=str(folder),
         )
         return summary
 
-    def _chaos(self, exp: Experiment, checker_url: str, folder: Path) -> str:
+    def _judge(self, exp: Experiment, folder: Path, summary: dict[str, Any]) -> None:
+        """Add `result` and `reasons` (checker._gameday_result) to a run's summary."""
+        try:
+            journal: dict[str, Any] | None = json.loads((folder / "journal.json").read_text())
+        except (OSError, ValueError):
+            journal = None
+        experiment = (journal or {}).get("experiment") or {}
+        configuration = _gameday_result.experiment_configuration(
+            experiment, {"checker_url": "", **exp.vars}, exp.var_files
+        )
+        stopped = summary.get("chaos_stopped")
+        outcome = _gameday_result.evaluate(
+            journal, summary.get("valid"), configuration, stopped=stopped
+        )
+        summary["result"] = outcome.result
+        summary["reasons"] = list(outcome.reasons)
+        if outcome.reasons:
+            log.warning(
+                "gameday_run_not_successful",
+                experiment=exp.name,
+                result=outcome.result,
+                reasons=list(outcome.reasons),
+            )
+
+    def _chaos(self, exp: Experiment, checker_url: str, folder: Path) -> ChaosRun:
         chaos = shutil.which("chaos", path=str(Path(sys.executable).parent)) or shutil.which(
             "chaos"
         )
@@ -366,22 +482,15 @@ class GameDay:
         for f in exp.var_files:
             args += ["--var-file", str(f.resolve())]
         with (folder / "chaos.log").open("wb") as out:
-            try:
-                proc = subprocess.run(
-                    args,
-                    cwd=folder,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    timeout=exp.timeout,
-                    check=False,
-                )
-            except subprocess.TimeoutExpired:
-                return "timed out"
+            proc = subprocess.Popen(
+                args, cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            stopped = _stop_gracefully(proc, exp)
         try:
             status = str(json.loads((folder / "journal.json").read_text()).get("status"))
         except (OSError, ValueError):
             status = f"failed (exit {proc.returncode}, no journal; see chaos.log)"
-        return status
+        return ChaosRun(status=status, exit_code=proc.returncode, stopped=stopped)
 
     def _report(self, checker: CheckerClient, folder: Path) -> str | None:
         """The HTML report from a snapshot of the checker's journal (GET /journal)."""
@@ -439,12 +548,15 @@ class GameDay:
 
     # -- the two modes --------------------------------------------------------------------------
     def once(self) -> int:
-        """Every experiment now, one after the other; the worst verdict's exit status."""
+        """Every experiment now, one after the other; the worst run's exit status (EXIT_FOR:
+        0 only when every run succeeded)."""
         worst = "True"
         try:
             for exp in self.plan.experiments:
                 summary = self.run(exp)
-                valid = str(summary["valid"]) if summary else "unknown"
+                valid = (
+                    _RESULT_VALID.get(str(summary["result"]), "unknown") if summary else "unknown"
+                )
                 if _SEVERITY.get(valid, 1) > _SEVERITY[worst]:
                     worst = valid if valid in _SEVERITY else "unknown"
         finally:

@@ -313,6 +313,29 @@ def flavor_of(version: str) -> str:
     return "mariadb" if "mariadb" in version.lower() else "mysql"
 
 
+# The one version switch for replication statements in checker/. MySQL added the REPLICA forms
+# (SHOW REPLICA STATUS, START/STOP/RESET REPLICA) in 8.0.22 and removed the SLAVE forms in 8.4.0;
+# MariaDB keeps SLAVE (its REPLICA aliases still return Slave_* columns). An unreadable MySQL
+# version counts as new: 8.0.21 and older are long out of support.
+REPLICA_KEYWORD_SINCE = (8, 0, 22)
+
+
+def replica_keyword(flavor: str, version: str = "") -> str:
+    """ "REPLICA" or "SLAVE": the word this server takes in SHOW/START/STOP/RESET ... ."""
+    if flavor == "mariadb":
+        return "SLAVE"
+    found = re.match(r"(\d+)\.(\d+)\.(\d+)", version.strip())
+    if found is None:
+        return "REPLICA"
+    numbers = (int(found[1]), int(found[2]), int(found[3]))
+    return "REPLICA" if numbers >= REPLICA_KEYWORD_SINCE else "SLAVE"
+
+
+def replica_status_sql(flavor: str, version: str = "") -> str:
+    """SHOW REPLICA STATUS or SHOW SLAVE STATUS, whichever this server has."""
+    return f"SHOW {replica_keyword(flavor, version)} STATUS"
+
+
 def server_info(conn: Any) -> ServerInfo:
     """Identify the server behind a PyMySQL connection (one round trip per statement, twice)."""
     with conn.cursor() as cur:

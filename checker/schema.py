@@ -173,9 +173,9 @@ def check_access(conn: Any, endpoint: Endpoint, names: Names, *, write: bool = T
         conn.rollback()
 
 
-def check_monitor(conn: Any, endpoint: Endpoint, flavor: str) -> None:
+def check_monitor(conn: Any, endpoint: Endpoint, flavor: str, version: str = "") -> None:
     """Replication status needs SLAVE MONITOR (MariaDB) / REPLICATION CLIENT (MySQL)."""
-    sql = "SHOW SLAVE STATUS" if flavor == "mariadb" else "SHOW REPLICA STATUS"
+    sql = mysql.replica_status_sql(flavor, version)
     with conn.cursor() as cur:
         try:
             cur.execute(sql)

@@ -92,7 +92,7 @@ class Service:
             self.flavor = info.flavor
             self.live.flavor = info.flavor
             schema.check_access(conn, s.writer, s.names)
-            schema.check_monitor(conn, s.writer, info.flavor)
+            schema.check_monitor(conn, s.writer, info.flavor, info.version)
         finally:
             conn.close()
         if "bank" in s.workloads:

@@ -443,7 +443,7 @@ class _Node:
 
     def replication_summary(self) -> str:
         """The replica's threads and last errors, in a few words (for an `unknown` reason)."""
-        sql = "SHOW SLAVE STATUS" if self.flavor == "mariadb" else "SHOW REPLICA STATUS"
+        sql = mysql.replica_status_sql(self.flavor, self.info.version if self.info else "")
         try:
             status = self.dict_rows(sql)
         except DatabaseError as exc:

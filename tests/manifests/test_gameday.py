@@ -7,12 +7,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from checker.gameday import Plan, job_deadline, load_plan
 from tests.manifests._k8s import (
+    KIND_CLUSTER_CONFIG,
+    KIND_OVERLAY,
     RENDER_TARGETS,
     REPO,
     Obj,
     find,
     is_cron,
+    load_yaml_documents,
     render,
 )
 
@@ -107,3 +111,69 @@ def test_plan_experiments_exist_in_the_repository() -> None:
         if not (REPO / e["path"].removeprefix("/app/")).is_file()
     ]
     assert not missing, f"planned experiments not in the repository: {missing}"
+
+
+def _shipped_plan(tmp_path: Path) -> Plan:
+    """The shipped plan, loaded by checker.gameday with its image paths mapped to this checkout."""
+    text = find(render(RENDER_TARGETS[0]), "ConfigMap", "gameday-plan", "chaos")["data"][
+        "plan.yaml"
+    ].replace("/app/experiments/", str(REPO / "experiments") + "/")
+    token = tmp_path / "api-token"
+    token.write_text("t0ken\n")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(text.replace("/var/run/secrets/checker/api-token", str(token)))
+    return load_plan(plan)
+
+
+@pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
+def test_job_deadline_leaves_room_for_every_experiment_and_its_rollbacks(
+    target: Path, tmp_path: Path
+) -> None:
+    """activeDeadlineSeconds covers each planned experiment's derived timeout, its rollback grace
+    and the verification after it, without being more than a tenth (+5 min) beyond that."""
+    plan = _shipped_plan(tmp_path)
+    needed = job_deadline(plan)
+    for e in plan.experiments:
+        assert e.grace > 0 and e.timeout > 0, e
+    deadline = _cronjob(target)["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
+    assert needed <= deadline <= needed * 1.1 + 300, (
+        f"activeDeadlineSeconds is {deadline}; the plan needs {needed:g} s "
+        f"({', '.join(f'{e.name}: {e.timeout:g}+{e.grace:g}' for e in plan.experiments)} "
+        "plus verification): set it to a little more than that"
+    )
+
+
+@pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
+def test_gameday_pod_never_shares_a_node_with_mysql(target: Path) -> None:
+    """The runner's pod has required anti-affinity, per node, against the MySQL pods' labels in
+    their namespace: it cannot be evicted by the faults it injects on MySQL's nodes."""
+    objs = render(target)
+    sts = find(objs, "StatefulSet", "mysql")
+    mysql_labels = sts["spec"]["template"]["metadata"]["labels"]
+    pod = _cronjob(target)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    terms = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    matching = [
+        t
+        for t in terms
+        if t["topologyKey"] == "kubernetes.io/hostname"
+        and sts["metadata"]["namespace"] in t.get("namespaces", [])
+        and t["labelSelector"]["matchLabels"].items() <= mysql_labels.items()
+    ]
+    assert matching, terms
+
+
+def test_kind_cluster_has_a_node_for_the_runner() -> None:
+    """With one MySQL server per worker and the runner kept off them, the kind cluster needs a
+    worker more than MySQL has servers (its control plane is tainted NoSchedule)."""
+    (config,) = load_yaml_documents(KIND_CLUSTER_CONFIG)
+    workers = [n for n in config["nodes"] if n["role"] == "worker"]
+    replicas = find(render(KIND_OVERLAY), "StatefulSet", "mysql")["spec"]["replicas"]
+    assert len(workers) >= replicas + 1
+
+
+@pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
+def test_plan_passes_mysql_namespace_to_every_experiment(target: Path) -> None:
+    """Each planned experiment gets --var mysql_namespace=<the StatefulSet's namespace>."""
+    namespace = find(render(target), "StatefulSet", "mysql")["metadata"]["namespace"]
+    for experiment in _plan(target)["experiments"]:
+        assert experiment.get("vars", {}).get("mysql_namespace") == namespace, experiment

@@ -1,4 +1,4 @@
-"""MySQL 8.0 follows the upstream StatefulSet example, with GTIDs, CLONE and a real password."""
+"""MySQL 8.4 follows the upstream StatefulSet example, with GTIDs, CLONE and a real password."""
 
 from __future__ import annotations
 
@@ -87,11 +87,13 @@ def test_statefulset_keeps_the_upstream_shape(target: Path) -> None:
 
 
 @pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
-def test_mysql_is_8_0_with_a_password_from_a_secret(target: Path) -> None:
-    """All MySQL containers run a pinned 8.0.x image; root's password comes from a Secret file."""
+def test_mysql_is_8_4_with_a_password_from_a_secret(target: Path) -> None:
+    """All MySQL containers run one pinned 8.4.x (LTS) image; root's password is a Secret file."""
     pod = _statefulset(target)["spec"]["template"]["spec"]
-    for c in containers(pod):
-        assert re.fullmatch(r"mysql:8\.0\.\d+", c["image"]), c["image"]
+    images = {c["image"] for c in containers(pod)}
+    assert len(images) == 1, images
+    for image in images:
+        assert re.fullmatch(r"mysql:8\.4\.\d+", image), image
     (mysql,) = [c for c in pod["containers"] if c["name"] == "mysql"]
     env = {e["name"]: e.get("value") for e in mysql["env"]}
     assert env == {"MYSQL_ROOT_PASSWORD_FILE": "/var/run/secrets/mysql/password"}
@@ -138,3 +140,65 @@ def test_pod_scripts_pass_bash_and_shellcheck(name: str, tmp_path: Path) -> None
         check=False,
     )
     assert checked.returncode == 0, checked.stdout
+
+
+# Removed in MySQL 8.4.0: statements (https://dev.mysql.com/doc/relnotes/mysql/8.4/en/news-8-4-0.html)
+# and options (https://dev.mysql.com/doc/mysqld-version-reference/en/optvar-changes-8-4.html).
+# mysql_native_password is not removed but disabled by default: nothing may depend on it.
+REMOVED_IN_8_4 = [
+    "CHANGE MASTER",
+    "START SLAVE",
+    "STOP SLAVE",
+    "RESET SLAVE",
+    "RESET MASTER",
+    "SHOW MASTER STATUS",
+    "SHOW SLAVE HOSTS",
+    "MASTER_",
+    "default_authentication_plugin",
+    "skip_host_cache",
+    "skip-host-cache",
+    "expire_logs_days",
+    "binlog_transaction_dependency_tracking",
+    "master_info_repository",
+    "relay_log_info_repository",
+    "mysql_native_password",
+]
+
+
+def test_nothing_mysql_8_4_removed_is_used() -> None:
+    """No script or server option uses syntax or options MySQL 8.4 removed; ready.sh names SHOW
+    SLAVE STATUS only behind its version switch (MariaDB, MySQL before 8.0.22)."""
+    config = find(render(BASE), "ConfigMap", "mysql", "mysql")["data"]
+    texts = {**config, **_scripts()}
+    for name, text in texts.items():
+        checked = text.replace("SHOW SLAVE STATUS", "") if name == "ready.sh" else text
+        for removed in REMOVED_IN_8_4:
+            assert removed.lower() not in checked.lower(), f"{name} uses {removed}"
+    ready = _scripts()["ready.sh"]
+    assert "SHOW REPLICA STATUS" in ready and ">= 22" in ready
+
+
+def test_replicas_notice_a_dead_source_quickly() -> None:
+    """replica_net_timeout is short, so a partitioned replica's IO thread stops running (and
+    ready.sh takes it out of mysql-read) within seconds, not the default minute."""
+    common = _cnf(find(render(BASE), "ConfigMap", "mysql", "mysql")["data"]["common.cnf"])
+    assert int(common["replica_net_timeout"]) <= 15
+
+
+@pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
+def test_checker_lag_bound_leaves_readiness_time_to_act(target: Path) -> None:
+    """The checker's stale bound covers ready.sh's lag bound plus the probes it takes the kubelet
+    to drop a lagging replica from mysql-read (and 2 s for endpoint propagation)."""
+    objs = render(target)
+    ready = _scripts()["ready.sh"]
+    found = re.search(r"max_lag=\$\{READY_MAX_LAG_SECONDS:-(\d+)\}", ready)
+    assert found
+    (mysql,) = [
+        c
+        for c in _statefulset(target)["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "mysql"
+    ]
+    probe = mysql["readinessProbe"]
+    reaction = probe["periodSeconds"] * probe.get("failureThreshold", 3)
+    settings = find(objs, "ConfigMap", "checker-settings", "mysql")["data"]
+    assert float(settings["CHECKER_LAG_BOUND"]) >= int(found[1]) + reaction + 2
