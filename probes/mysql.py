@@ -17,7 +17,6 @@ Annotations are evaluated at import time on purpose (no `from __future__ import 
 """
 
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -63,7 +62,6 @@ MARKERS_KEPT = 1000
 UNKNOWN_LAG = -1.0
 _POLL_INTERVAL = 0.1
 _MIN_TIMEOUT = 0.05  # PyMySQL refuses a zero timeout
-_REPLICA_KEYWORD_SINCE = (8, 0, 22)  # MySQL: SHOW REPLICA STATUS from 8.0.22
 
 
 # -- probes ---------------------------------------------------------------------------------------
@@ -268,7 +266,9 @@ def _replication_problem(state: _ReplicaState, bound: float) -> str | None:
 def _replication_of(endpoint: Endpoint, timeout: float) -> _Replication | _NotReplicating:
     with _cursor(endpoint, timeout, dict_rows=True) as cur:
         cur.execute("SELECT @@version AS version")
-        cur.execute(_replica_status_sql(str(cur.fetchone()["version"])))
+        version = str(cur.fetchone()["version"])
+        # One version switch for the whole project (checker.mysql).
+        cur.execute(mysql.replica_status_sql(mysql.flavor_of(version), version))
         row = cur.fetchone()
     if not row:
         return "not configured as a replica (no replica status)"
@@ -280,15 +280,6 @@ def _replication_of(endpoint: Endpoint, timeout: float) -> _Replication | _NotRe
         lag=None if lag is None else float(lag),
         error=redact(str(error)) if error else None,
     )
-
-
-def _replica_status_sql(version: str) -> str:
-    """MariaDB keeps SLAVE (its REPLICA alias still returns Slave_* columns); MySQL renamed it."""
-    if mysql.flavor_of(version) == "mariadb":
-        return "SHOW SLAVE STATUS"
-    parts = re.match(r"(\d+)\.(\d+)\.(\d+)", version)
-    numbers = tuple(int(p) for p in parts.groups()) if parts else (0, 0, 0)
-    return "SHOW REPLICA STATUS" if numbers >= _REPLICA_KEYWORD_SINCE else "SHOW SLAVE STATUS"
 
 
 def _read_only(endpoint: Endpoint, timeout: float) -> bool:
