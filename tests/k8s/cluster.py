@@ -39,7 +39,8 @@ from typing import Any
 
 import yaml
 
-from checker.lab.topology import Lab
+from checker.lab.topology import ROOT_USER, Lab
+from checker.mysql import connect
 from tests.k8s import hoststub
 from tests.k8s.fakeapi import FakeKubeAPI
 
@@ -224,8 +225,13 @@ class SimulatedCluster:
             if name in self._policy_targets():
                 cut_at = self._since.setdefault(f"cut:{uid}", now)
                 ready = "False" if now - cut_at >= self.clock.grace else "True"
-            else:
-                self._since.pop(f"cut:{uid}", None)
+            elif self._since.pop(f"cut:{uid}", None) is not None:
+                self._since[f"healing:{uid}"] = now
+            if f"healing:{uid}" in self._since:
+                # ready.sh: back only once replicating again within its lag bound.
+                ready = "True" if self._replicating(name) else "False"
+                if ready == "True":
+                    del self._since[f"healing:{uid}"]
             if _condition(pod, "Ready").get("status") != ready:
                 pod = self._fresh(pod)
                 _condition(pod, "Ready").update(status=ready, lastTransitionTime=stamp(now))
@@ -268,6 +274,29 @@ class SimulatedCluster:
                 }
             }
             self.api.put(pod)
+
+    def _replicating(self, name: str, bound: float = 5.0) -> bool:
+        """What ready.sh checks on a replica: both threads running, lag within the bound."""
+        if self.lab is None:
+            return True
+        endpoint = self.lab.endpoint(f"direct:{name}", user=ROOT_USER)
+        try:
+            with connect(endpoint) as conn, conn.cursor() as cur:
+                cur.execute("SHOW SLAVE STATUS")
+                columns = [d[0] for d in cur.description or []]
+                row = cur.fetchone()
+        except Exception:  # not answering is "not ready", as the probe sees it
+            return False
+        if row is None:
+            return True  # the primary: no replica status
+        status = dict(zip(columns, row, strict=True))
+        lag = status.get("Seconds_Behind_Master")
+        return bool(
+            status.get("Slave_IO_Running") == "Yes"
+            and status.get("Slave_SQL_Running") == "Yes"
+            and lag is not None
+            and float(lag) <= bound
+        )
 
     def _run_helper(self, uid: str, node: str, command: list[str]) -> None:
         code = hoststub.run_on_node(self.hosts, node, command, self.env)

@@ -251,6 +251,9 @@ def _systemctl(node_dir: Path, args: list[str]) -> int:
                 continue
             if verb == "stop":
                 units.pop(name)  # a stopped transient unit is unloaded
+                service = name.removesuffix(".timer") + ".service"
+                if name.endswith(".timer") and units.get(service, {}).get("state") == "inactive":
+                    units.pop(service)  # unreferenced and inactive: garbage-collected
             elif verb == "reset-failed":
                 if units[name].get("state") == "failed":
                     units.pop(name)
