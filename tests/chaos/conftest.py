@@ -20,6 +20,7 @@ from checker.lab.topology import Lab
 from checker.service import Service
 from tests._wait import wait_for
 from tests.conftest import start_lab
+from tests.lab._sql import query
 from tests.service._run import running, wait_writes
 
 CHAOS = Path(sys.executable).with_name("chaos")
@@ -180,6 +181,23 @@ def steady_states(run: ChaosRun) -> dict[str, list[tuple[str, Any]]]:
 def log_lines(run: ChaosRun, level: str, needle: str) -> list[str]:
     """The run's log lines at `level` (e.g. WARNING) that contain `needle`."""
     return [line for line in run.log.splitlines() if f" {level}]" in line and needle in line]
+
+
+def steady_output(run: ChaosRun, when: str, name: str) -> Any:
+    """The output of hypothesis probe `name` in the `before` or `after` steady-state check."""
+    probes = run.journal["steady_states"][when]["probes"]
+    (output,) = [p["output"] for p in probes if p["activity"]["name"] == name]
+    return output
+
+
+def writable_servers(lab: Lab) -> list[str]:
+    """The ground truth behind `writable_primaries`: every node asked over its own port as root
+    (past the proxy and any endpoint fault), those with read_only off."""
+    return [
+        name
+        for name in sorted(lab.status()["nodes"])
+        if not int(query(lab, f"direct:{name}", "SELECT @@read_only", user="root")[0][0])
+    ]
 
 
 def failed_activities(journal: dict[str, Any]) -> list[str]:
