@@ -118,7 +118,7 @@ MUTATIONS = [
         "healthy or unreachable",
     ),
     # probes/lab.py: the lab's probes and the faults the local experiments apply.
-    m("probes/lab.py", "primary_node", '"mysql-0"', "tests/probes/test_lab.py"),
+    m("probes/lab.py", "primary_node", '"mysql-0"', "tests/probes/test_mysql.py", "-k", "promote"),
     m("probes/lab.py", "node_state", '"running"', "tests/probes/test_lab.py"),
     m("probes/lab.py", "lab_running", "True", "tests/probes/test_lab.py"),
     m("probes/lab.py", "endpoint_loss", "{}", "tests/probes/test_lab.py", "-k", "endpoint"),
