@@ -293,7 +293,9 @@ def setup(
         )
         admin = parse_endpoint(writer, name="mysql-0", user=admin_user, password=password)
         if admin.password is None:
-            raise ConfigError("no admin password: --admin-password-file or CHECKER_ADMIN_PASSWORD")
+            raise ConfigError(
+                "no admin password given; pass --admin-password-file or set CHECKER_ADMIN_PASSWORD"
+            )
     else:
         raise ConfigError("where to set up: --lab DIR or --writer mysql://admin@host:port")
     user_password = None

@@ -154,7 +154,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         nodes = {name: ep(url, name) for name, url in parse_nodes(raw.get("node")).items()}
         if writer.password is None:
             raise ConfigError(
-                "no MySQL password: set CHECKER_PASSWORD or CHECKER_PASSWORD_FILE, "
+                "no MySQL password given; set CHECKER_PASSWORD or CHECKER_PASSWORD_FILE, "
                 "or pass --password-file"
             )
     connect_timeout = _number("--connect-timeout", _get(raw, "connect_timeout", 3.0), float, 0.1)
@@ -237,7 +237,7 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         raise ConfigError(f"config file {path} must hold a mapping of option: value")
     if "password" in data:
         raise ConfigError(
-            f"config file {path} holds a password: use password_file or CHECKER_PASSWORD instead"
+            f"config file {path} holds a password; use password_file or CHECKER_PASSWORD instead"
         )
     known = {p.name for p in ctx.command.params if p.name}
     unknown = sorted(set(map(str, data)) - known)

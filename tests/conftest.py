@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from checker.errors import CheckerError
+from checker.lab._server import detect
 from checker.lab.topology import Lab
 
 
@@ -24,3 +28,50 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield lab
     finally:
         lab.down(purge=True)
+
+
+# -- markers --------------------------------------------------------------------------------------
+# A test needs a server when it, or any fixture it uses (directly or through other fixtures),
+# starts a lab: `pytest -m "not lab"` then runs everything else in seconds.
+_STARTS_A_LAB = re.compile(r"start_lab\(|\.up\(|\"lab\",\s*\"up\"")
+
+
+def _source(func: object) -> str:
+    try:
+        return inspect.getsource(func)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return ""
+
+
+def _needs_a_server(item: pytest.Item) -> bool:
+    if item.get_closest_marker("lab"):
+        return True
+    funcs = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    if info is not None:
+        funcs += [d.func for defs in info.name2fixturedefs.values() for d in defs]
+    return any(_STARTS_A_LAB.search(_source(f)) for f in funcs if f is not None)
+
+
+def _lab_server_flavor() -> str | None:
+    """The flavor of the server binary the labs will start (None: no binary found)."""
+    try:
+        return detect().name
+    except CheckerError:
+        return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that needs a server `lab`; skip `mariadb_only` tests on a MySQL lab."""
+    flavor: str | None = None
+    for item in items:
+        if _needs_a_server(item):
+            item.add_marker(pytest.mark.lab)
+        only = item.get_closest_marker("mariadb_only")
+        if only is None:
+            continue
+        if flavor is None:
+            flavor = _lab_server_flavor() or "mariadb"
+        if flavor != "mariadb":
+            why = only.kwargs.get("reason") or (only.args[0] if only.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"MariaDB only: {why}"))

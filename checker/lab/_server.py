@@ -136,14 +136,14 @@ class Flavor:
             "--skip-name-resolve",
             "--max-connections=400",
             "--relay-log-recovery=1",
-            # Detect a cut replication link in seconds, not the default minute.
-            "--slave-net-timeout=10",
             "--report-host=127.0.0.1",
         ]
         if read_only:
             args.append("--read-only=1")
         if self.mariadb:
             args += [
+                # Detect a cut replication link in seconds, not the default minute.
+                "--slave-net-timeout=10",
                 "--log-slave-updates=1",
                 "--gtid-strict-mode=1",
                 "--performance-schema=0",
@@ -159,6 +159,8 @@ class Flavor:
                 ]
         else:
             args += [
+                # MySQL's name since 8.0.26 (the slave_* aliases are deprecated).
+                "--replica-net-timeout=10",
                 "--gtid-mode=ON",
                 "--enforce-gtid-consistency=ON",
                 "--log-replica-updates=ON",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -153,42 +152,41 @@ def test_a_refused_token_is_one_warning_without_the_token(
 
 
 @pytest.fixture
-def hanging_checker() -> Iterator[tuple[str, list[socket.socket]]]:
-    """A port that accepts connections and never answers; the list collects what it accepted."""
+def hanging_checker() -> Iterator[socket.socket]:
+    """A listening socket that nobody accepts on: the kernel completes each TCP handshake and
+    queues the connection, so a client connects, sends its request and never gets an answer."""
     server = socket.create_server(("127.0.0.1", 0), backlog=16)
-    server.settimeout(0.05)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                accepted.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+        yield server
     finally:
-        stop.set()
-        thread.join()
-        for conn in accepted:
-            conn.close()
         server.close()
 
 
-def test_a_hanging_checker_is_asked_once_per_backoff(
-    hanging_checker: tuple[str, list[socket.socket]],
-) -> None:
+def connections_made(server: socket.socket) -> int:
+    """How many connections the clients made: drain the accept queue without waiting.
+
+    A client's connect() returns only once the handshake is done, and the control waited its
+    whole timeout after that, so every connection it made is in the queue by now: counting
+    them needs no accept thread racing the client's timeout."""
+    server.setblocking(False)
+    made = 0
+    while True:
+        try:
+            conn, _ = server.accept()
+        except BlockingIOError:
+            return made
+        conn.close()
+        made += 1
+
+
+def test_a_hanging_checker_is_asked_once_per_backoff(hanging_checker: socket.socket) -> None:
     """After one annotation timed out the control skips the next ones for its backoff, so a hung
     checker costs the run one timeout, not one per activity."""
-    url, accepted = hanging_checker
+    url = f"http://127.0.0.1:{hanging_checker.getsockname()[1]}"
     config = {"checker_url": url, "checker_timeout": 0.3}
     for _ in range(10):
         control.before_activity_control(context=ACTION, configuration=config, secrets=SECRETS)
-    assert len(accepted) == 1
+    assert connections_made(hanging_checker) == 1
 
 
 def test_a_run_completes_with_the_checker_unreachable(

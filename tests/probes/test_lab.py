@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from checker.errors import DatabaseError
 from checker.lab.topology import Lab
 from probes import lab as lab_probes
 from probes import mysql as mysql_probes
+from tests._proc import processes_mentioning
 from tests._wait import wait_for
 from tests.conftest import start_lab
 from tests.lab._sql import query, server_id
@@ -86,11 +88,18 @@ def test_lag_and_unlag_replica(healthy_lab: Lab) -> None:
 
 
 def test_double_start_is_refused(healthy_lab: Lab) -> None:
-    """double_start reports the second server refused by the datadir lock, the first serving."""
+    """double_start reports the second server refused by the datadir lock, the first serving:
+    the refusal is a line of the second server's own log, and that server is gone."""
+    original_pid = healthy_lab.status()["nodes"]["mysql-0"]["pid"]
     arguments = {"node": "mysql-0", "wait": "10"}  # as `chaos run --var wait=10` hands it
     result = run_python("action", "probes.lab", "double_start", arguments, lab_config(healthy_lab))
     assert result["refused"] is True
     assert result["original_serving"] is True
+    assert re.search(r"Unable to lock|Can't lock|error: 11", result["evidence"]), result
+    assert result["evidence"] in Path(result["second_log"]).read_text(errors="replace")
+    assert result["second_pid"] != original_pid
+    assert not processes_mentioning(result["second_log"])  # its command line names its log
+    assert healthy_lab.status()["nodes"]["mysql-0"]["pid"] == original_pid
     assert faults(healthy_lab, "mysql-0") == []
 
 

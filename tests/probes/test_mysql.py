@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from chaoslib.exceptions import ActivityFailed
 from checker.lab.topology import Lab
 from probes import lab as lab_probes
 from probes import mysql as mysql_probes
+from tests._flavor import replica_sql, server_flavor
 from tests._wait import wait_for
 from tests.conftest import start_lab
 from tests.lab._sql import query
@@ -105,9 +107,9 @@ def test_replication_healthy_and_lag(healthy_lab: Lab) -> None:
     )
 
 
-def test_replication_unhealthy_when_the_io_thread_loses_the_primary(healthy_lab: Lab) -> None:
-    """A partitioned replica's IO thread stops running: unhealthy even though the node answers
-    through its own socket; a replica unreachable by clients counts as unhealthy too."""
+def test_replication_unhealthy_when_a_replica_is_cut_off_or_hung(healthy_lab: Lab) -> None:
+    """A partitioned replica (unreachable, its replication cut) is unhealthy, and so is a hung
+    one, within the timeout (a reachable replica whose IO thread stopped: the test above)."""
     config = lab_config(healthy_lab)
     lab_probes.partition_node("mysql-1", configuration=config)
     assert mysql_probes.replication_healthy(timeout=1.0, configuration=config) is False
@@ -121,6 +123,34 @@ def test_replication_unhealthy_when_the_io_thread_loses_the_primary(healthy_lab:
     started = time.monotonic()
     assert mysql_probes.replication_healthy(timeout=1.0, configuration=config) is False
     assert time.monotonic() - started < 5.0
+
+
+def test_replication_unhealthy_when_a_reachable_replicas_io_thread_stops(
+    healthy_lab: Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replica that still answers but whose IO thread is stopped (it receives nothing from
+    the primary) is unhealthy, its lag unknown, and the probe names the stopped IO thread."""
+    config = lab_config(healthy_lab)
+    flavor = server_flavor(healthy_lab)
+    query(healthy_lab, "direct:mysql-1", replica_sql(flavor, "STOP", "IO_THREAD"), user="root")
+    try:
+        with caplog.at_level(logging.WARNING, logger="chaostoolkit"):
+            assert mysql_probes.replication_healthy(timeout=5.0, configuration=config) is False
+        (warning,) = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "chaostoolkit" and r.levelno == logging.WARNING
+        ]
+        # Reached and read (not "unreachable"): the IO thread is the problem, the SQL one runs.
+        assert warning.startswith("replication_healthy: mysql-1 threads not running: io=No sql=Yes")
+        assert mysql_probes.replication_lag_seconds(configuration=config) == -1.0
+    finally:
+        query(healthy_lab, "direct:mysql-1", replica_sql(flavor, "START", "IO_THREAD"), user="root")
+    wait_for(
+        lambda: mysql_probes.replication_healthy(configuration=config),
+        timeout=30,
+        what="replication healthy once the IO thread runs again",
+    )
 
 
 def test_writable_primaries_counts_reachable_writable_servers(healthy_lab: Lab) -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from checker.lab.topology import Lab
-from checker.service import Service
 from tests.service._run import running, wait_writes
 
 TOKEN = "fuzz-token-1"
@@ -52,9 +50,3 @@ def test_no_server_errors(checker_url: str) -> None:
                     assert "error" in response.json()
 
         check()
-
-
-def test_service_fixture_type() -> None:
-    """The fuzz target is the real service class (a guard against testing a stand-in)."""
-    assert Service.__module__ == "checker.service"
-    assert Path(__file__).name == "test_api_fuzz.py"

@@ -12,6 +12,7 @@ from pathlib import Path
 import requests
 
 from checker.lab.topology import Lab
+from tests._flavor import monitor_grant, server_flavor
 from tests._wait import wait_for
 from tests.lab._sql import query
 
@@ -74,7 +75,7 @@ def test_the_whole_flow_leaks_no_secret(lab: Lab, tmp_path: Path) -> None:
     query(
         lab,
         "writer",
-        "GRANT SLAVE MONITOR, REPLICATION CLIENT ON *.* TO 'canary'@'127.0.0.1'",
+        f"GRANT {monitor_grant(server_flavor(lab))} ON *.* TO 'canary'@'127.0.0.1'",
         user="root",
     )
 

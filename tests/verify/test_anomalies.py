@@ -20,6 +20,7 @@ from checker.service import Service
 from checker.verify import ROW_HASH_SQL, row_hash
 from tests._wait import wait_for
 from tests.verify._support import (
+    WIDE_LAG_BOUND,
     acked,
     attempts,
     checker,
@@ -144,6 +145,12 @@ def test_unexpected_row_exits_1_with_the_verdict_json(healthy: Lab, tmp_path: Pa
     assert data["verification"]["primary"] == "mysql-0"
 
 
+@pytest.mark.mariadb_only(
+    reason="expects MariaDB's domain-server-seq GTID (0-2-N) and undoes the errant write with "
+    "MariaDB's recipe (RESET MASTER on the replica, safe under MASTER_USE_GTID=slave_pos); on "
+    "MySQL the replica's own server_uuid names it and the undo is an empty transaction with "
+    "that GTID on the primary, which no MySQL 8 here has proven"
+)
 def test_errant_write_on_a_replica(healthy: Lab, tmp_path: Path) -> None:
     """A write binlogged on mysql-1 itself is an errant GTID of server 2 on mysql-1, only."""
     lab, journal = healthy, tmp_path / "j.sqlite"
@@ -182,7 +189,10 @@ def test_indeterminate_commits_that_applied_are_recovered(healthy: Lab, tmp_path
     """COMMITs timed out on a SIGSTOPped primary and applied after SIGCONT are reported
     recovered (not lost, not unexpected); those that did not apply are not reported."""
     lab, journal = healthy, tmp_path / "j.sqlite"
-    with checker(lab, journal, statement_timeout=1.0) as service:
+    # The primary is frozen for up to 15 s at a time, so reads through the replicas miss the
+    # writes acknowledged just before, for longer than 5 s: truly stale, but this test is about
+    # what the timed-out COMMITs became, not about replica freshness.
+    with checker(lab, journal, statement_timeout=1.0, lag_bound=WIDE_LAG_BOUND) as service:
         wait_acks(service, 100)
         for _ in range(5):
             _pause_until_writes_time_out(lab, service)
@@ -201,7 +211,7 @@ def test_indeterminate_commits_that_applied_are_recovered(healthy: Lab, tmp_path
         )
     }
     assert present, "no timed-out COMMIT was applied; the scenario did not happen"
-    v = verify_journal(lab, journal).verdict
+    v = verify_journal(lab, journal, lag_bound=WIDE_LAG_BOUND).verdict
     assert v.valid is Validity.VALID, v.to_dict()
     assert {(r.writer_id, r.seq) for r in v.recovered} == present
     assert {r.node for r in v.recovered} == {"mysql-0"}
