@@ -10,7 +10,8 @@ restored in a `finally`. A mutant is *caught* when the tests fail.
     .venv/bin/python scripts/mutate.py stale writable # only those whose name contains a word
 
 Refuses to touch a file with uncommitted changes, so `git checkout FILE` is always a safe undo.
-The Kubernetes probes (probes/kubernetes.py) are not in this list yet.
+The Kubernetes activities run against the fake API (tests/k8s); the last two mutations are
+the ones that once passed every Kubernetes test, now run through a real `chaos run`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 CORE = ["tests/core"]
+# tests/k8s without the slow end-to-end `chaos run`s of tests/k8s/test_experiments.py.
+K8S = ["tests/k8s", "-k", "not runs_on and not twice and not refused_while_mysqld and not lets"]
+K8S_RUN = ["tests/k8s/test_experiments.py", "-k", "test_kubelet_stop_runs_on_a_cluster"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,39 @@ MUTATIONS = [
         "-k",
         "heal_all",
     ),
+    # probes/kubernetes.py: each activity the real-cluster experiments rely on.
+    m("probes/kubernetes.py", "node_of_pod", '"checker-e2e-worker"', *K8S),
+    m("probes/kubernetes.py", "wait_pod_status", "True", *K8S),
+    m("probes/kubernetes.py", "pod_not_replaced", "True", *K8S),
+    m("probes/kubernetes.py", "wait_pod_replaced", "True", *K8S),
+    m("probes/kubernetes.py", "wait_kubelet_restored", "True", *K8S),
+    m("probes/kubernetes.py", "wait_statefulset_ready", "True", *K8S),
+    m(
+        "probes/kubernetes.py",
+        "stop_kubelet",
+        '{"node": "", "pod": "", "method": method, "restore_after_seconds": 0}',
+        *K8S,
+    ),
+    m(
+        "probes/kubernetes.py",
+        "restore_kubelet",
+        '{"node": "", "method": "", "ready": True, "helper_pod_deleted": False}',
+        *K8S,
+    ),
+    m(
+        "probes/kubernetes.py",
+        "taint_out_of_service",
+        '{"node": "", "tainted": True, "changed": True}',
+        *K8S,
+    ),
+    m("probes/kubernetes.py", "remove_out_of_service_taint", '{"nodes": "", "changed": ""}', *K8S),
+    m("probes/kubernetes.py", "force_delete_pod", '{"pod": pod, "deleted": True}', *K8S),
+    m("probes/kubernetes.py", "delete_pod", '{"pod": pod, "deleted": True}', *K8S),
+    m("probes/kubernetes.py", "partition_pod", '{"pod": pod, "created": True}', *K8S),
+    m("probes/kubernetes.py", "heal_partition", '{"pod": pod, "deleted": True}', *K8S),
+    # The two mutants that once left every Kubernetes experiment test green.
+    m("probes/mysql.py", "writable_primaries", "2", *K8S_RUN),
+    m("probes/checker.py", "verdict_valid", "False", *K8S_RUN),
 ]
 
 
