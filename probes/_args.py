@@ -8,6 +8,7 @@ argument and what it expects. Messages pass through `checker.secrets.redact`.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
@@ -15,9 +16,18 @@ from chaoslib.exceptions import ActivityFailed
 
 from checker.secrets import redact
 
+_CONFIG_KEY = re.compile(r"^configuration ([a-z_]+)\b")
+
 
 def fail(message: str) -> NoReturn:
-    """Raise the one-line, password-free `ActivityFailed` every activity reports."""
+    """Raise the one-line, password-free `ActivityFailed` every activity reports.
+
+    A message about a configuration key says how to set it: the experiment declares every key,
+    so `chaos run --var KEY=VALUE` (or a `--var-file`) reaches it.
+    """
+    key = _CONFIG_KEY.match(message)
+    if key and "--var" not in message:
+        message = f"{message} (set it with: chaos run --var {key[1]}=...)"
     raise ActivityFailed(" ".join(redact(message).split()))
 
 

@@ -197,7 +197,7 @@ def test_a_directory_without_a_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     message = failure(mysql_probes.marker_write_read, configuration={"lab_dir": str(missing)})
     assert message == (
         f"configuration lab_dir: no lab at {missing}: start one with "
-        f"`checker lab up --dir {missing}`"
+        f"`checker lab up --dir {missing}` (set it with: chaos run --var lab_dir=...)"
     )
     monkeypatch.chdir(tmp_path)
     message = failure(lab_probes.kill_node, "mysql-0")
@@ -230,3 +230,26 @@ def test_malformed_lab_arguments(
     """Lab actions check their arguments before looking for the lab."""
     config = {"lab_dir": str(tmp_path / "none")}
     assert needle in failure(call, configuration=config, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("configuration", "key"),
+    [
+        ({"mysql_user": ""}, "mysql_user"),
+        ({"mysql_writer": "   "}, None),  # blank means "derive it": no error
+        ({"checker_url": 8080}, "checker_url"),
+    ],
+)
+def test_a_bad_key_names_the_var_that_sets_it(
+    configuration: dict[str, Any], key: str | None
+) -> None:
+    """A missing or malformed key fails in one line naming the key and the --var that sets it."""
+    from probes import checker as checker_probes
+
+    if key is None:
+        cfg.mysql_target(configuration, None)
+        return
+    call = checker_probes.target if key.startswith("checker") else cfg.mysql_target
+    message = failure(call, configuration, None)
+    assert message.startswith(f"configuration {key}")
+    assert message.endswith(f"(set it with: chaos run --var {key}=...)")
