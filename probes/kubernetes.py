@@ -468,8 +468,13 @@ def force_delete_pod(
                 return {**result, "node": node_name, "refused": why}
         uid_now = str(current["metadata"]["uid"])
         deleted = api.delete_pod(namespace, name, uid_now, grace_seconds=0)
+    if not deleted:
+        # Gone between the read and the delete: pod GC force-deletes pods on out-of-service
+        # nodes itself (Kubernetes 1.28+), so this is a result, not a failure.
+        logger.info(f"pod {namespace}/{name} (uid {uid_now}) was gone before the force delete")
+        return {**result, "uid": uid_now, "node": node_name, "already_gone": True}
     logger.warning(f"force deleted pod {namespace}/{name} (uid {uid_now}) on {node_name}")
-    return {**result, "uid": uid_now, "node": node_name, "deleted": deleted}
+    return {**result, "uid": uid_now, "node": node_name, "deleted": True}
 
 
 def delete_pod(

@@ -1,4 +1,8 @@
-"""Fixtures: a fake Kubernetes API on 127.0.0.1 that the real client reaches through KUBECONFIG."""
+"""Fixtures: a fake Kubernetes API on 127.0.0.1 that the real client reaches through KUBECONFIG.
+
+Its objects are reconstructions from the documented API built from this project's manifests
+(tests/k8s/fixtures/build.py), not recordings of a cluster.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeKubeAPI]:
-    """The fake API with the healthy kind cluster loaded, and KUBECONFIG pointing at it.
+    """The fake API with the healthy (reconstructed) kind cluster loaded, KUBECONFIG at it.
 
     On teardown every request the module sent must be covered by REQUIRED_RBAC.
     """

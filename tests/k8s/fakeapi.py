@@ -1,11 +1,27 @@
-"""A small Kubernetes API server for tests: real HTTP on 127.0.0.1, objects from recorded fixtures.
+"""A small Kubernetes API server for tests: real HTTP on 127.0.0.1, objects from fixtures.
+
+The fixtures (tests/k8s/fixtures/*.json) are not recordings of a cluster: they are
+reconstructions from the documented API, generated from this project's own manifests by
+tests/k8s/fixtures/build.py (see tests/k8s/fixtures/README.md).
 
 It speaks just enough of the API for the real `kubernetes` client: GET/LIST (equality label and
-field selectors), POST, PATCH (json-patch, merge-patch, strategic-merge-patch for the fields the
-probes touch), DELETE with DeleteOptions (preconditions, grace period). Every request is recorded
-with its method, path, query, headers and parsed body so tests can assert exactly what was sent.
-State changes on a test's command (`apply`) or after the N-th matching request (`after`), so
-tests wait on conditions instead of sleeping.
+field selectors), POST, PUT, PATCH (json-patch, merge-patch, strategic-merge-patch for the fields
+the probes touch), DELETE with DeleteOptions (preconditions, grace period). Every request is
+recorded with its method, path, query, headers and parsed body so tests can assert exactly what
+was sent. It refuses what a real API server refuses (upstream
+staging/src/k8s.io/apiserver/pkg/registry/rest/update.go `BeforeUpdate`,
+staging/src/k8s.io/apimachinery/pkg/api/validation/objectmeta.go
+`ValidateObjectMetaAccessorUpdate`, staging/src/k8s.io/apiserver/pkg/registry/generic/registry/
+store.go `Update`): every write moves the resourceVersion and a write carrying a stale one is a
+409 Conflict; a UID never changes and is never given to a second object; an update cannot
+remove or change a deletionTimestamp (the server keeps it) nor set one (422 Invalid). `put()`,
+the tests' own write, raises ApiError on all of these, so a test cannot build a state the
+cluster never reaches.
+
+State changes on a test's command (`apply`), once a matching request was answered with a given
+state (`when`), just before a matching request is handled (`before`: a race won by another
+writer), or after the N-th matching request (`after`), so tests wait on conditions instead of
+sleeping.
 """
 
 from __future__ import annotations
@@ -104,14 +120,30 @@ class _Trigger:
     method: str
     path: str
     remaining: int
-    action: Callable[[FakeKubeAPI], None]
+    action: Callable[[FakeKubeAPI], object]
+    # `when`: fire once an answer satisfies this; `before`: fire before the request is handled.
+    answered: Callable[[int, Obj], bool] | None = None
+    before: bool = False
+
+
+# A fixture's List may name objects that are gone at that point (deleted by a controller):
+# metadata.annotations[DELETED] is a JSON list of {"resource", "namespace", "name", "uid"}.
+DELETED = "fixture.deleted"
 
 
 def load_fixture(name: str) -> list[Obj]:
-    """Objects of one recorded fixture file (a v1 List)."""
+    """Objects of one fixture file (a v1 List)."""
     document = json.loads((FIXTURES / f"{name}.json").read_text())
     items: list[Obj] = document["items"]
     return items
+
+
+def fixture_deletions(name: str) -> list[dict[str, str]]:
+    """The objects a fixture says are gone by then: resource, namespace, name and uid."""
+    document = json.loads((FIXTURES / f"{name}.json").read_text())
+    annotations = document.get("metadata", {}).get("annotations", {})
+    gone: list[dict[str, str]] = json.loads(annotations.get(DELETED, "[]"))
+    return gone
 
 
 def now() -> str:
@@ -146,6 +178,7 @@ class FakeKubeAPI:
     _triggers: list[_Trigger] = field(default_factory=list)
     _denied: set[tuple[str, str]] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)  # bugs in the fake itself, answered 500
+    _uids: dict[str, Key] = field(default_factory=dict)  # every UID ever given, never reused
     _resource_version: int = 1000
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _server: ThreadingHTTPServer | None = None
@@ -174,19 +207,45 @@ class FakeKubeAPI:
 
     # -- state -----------------------------------------------------------------------------
     def load(self, *fixtures: str) -> FakeKubeAPI:
-        """Upsert the objects of the named fixtures (later fixtures overlay earlier ones)."""
+        """Move the cluster to the named fixtures' states, in order (later ones overlay earlier).
+
+        A fixture is what the controllers wrote: the objects it names as deleted go (if still
+        there with that UID), then its objects are written unconditionally (the server assigns
+        the resourceVersion), with every refusal of `put` applying.
+        """
         with self._lock:
             for name in fixtures:
-                for obj in load_fixture(name):
-                    self.put(obj)
+                for gone in fixture_deletions(name):
+                    key = (gone["resource"], gone.get("namespace"), gone["name"])
+                    current = self.objects.get(key)
+                    if current is not None and current["metadata"]["uid"] == gone["uid"]:
+                        del self.objects[key]
+                for item in load_fixture(name):
+                    written = copy.deepcopy(item)
+                    written["metadata"].pop("resourceVersion", None)
+                    self.put(written)
         return self
 
     def put(self, obj: Obj) -> None:
+        """Write `obj` as a controller would (create or update); ApiError where a server refuses.
+
+        Without a resourceVersion the write is unconditional; with one it must be the current
+        one. An update keeps the object's UID and cannot clear or change a deletionTimestamp
+        (setting one stands for a graceful delete); a create cannot take a UID any object ever
+        had.
+        """
         with self._lock:
             obj = copy.deepcopy(obj)
+            key = self._key_of(obj)
             meta = obj["metadata"]
+            current = self.objects.get(key)
+            if current is None:
+                meta.setdefault("uid", str(uuid.uuid4()))
+                self._claim_uid(meta["uid"], key)
+            else:
+                self._check_update(current, obj, by_test=True)
             meta["resourceVersion"] = self._next_version()
-            self.objects[self._key_of(obj)] = obj
+            self.objects[key] = obj
 
     def get(self, resource: str, name: str, namespace: str | None = None) -> Obj | None:
         with self._lock:
@@ -208,6 +267,28 @@ class FakeKubeAPI:
         """Change the state once `count` requests `method path` have been answered."""
         with self._lock:
             self._triggers.append(_Trigger(method, path, count, change))
+
+    def when(
+        self,
+        method: str,
+        path: str,
+        answered: Callable[[int, Obj], bool],
+        change: Callable[[FakeKubeAPI], object],
+    ) -> None:
+        """Change the state once, after a `method path` answer (code, body) satisfied `answered`.
+
+        The transition depends on what the client has seen, not on how many requests it took.
+        """
+        with self._lock:
+            self._triggers.append(_Trigger(method, path, 1, change, answered=answered))
+
+    def before(self, method: str, path: str, change: Callable[[FakeKubeAPI], object]) -> None:
+        """Change the state once, just before the next `method path` is handled.
+
+        A race another writer wins between the client's read and its write.
+        """
+        with self._lock:
+            self._triggers.append(_Trigger(method, path, 1, change, before=True))
 
     def deny(self, method: str, path: str) -> None:
         """Answer `method path` with 403 Forbidden, as RBAC would without the grant."""
@@ -231,6 +312,10 @@ class FakeKubeAPI:
         with self._lock:
             self.requests.append(request)
             try:
+                self._fire_triggers(request, before=True)
+            except Exception as exc:  # a broken test trigger must fail the test, not the socket
+                self.errors.append(f"trigger before {request.method} {request.path}: {exc!r}")
+            try:
                 if (request.method, request.path) in self._denied:
                     raise ApiError(
                         403, "Forbidden", f"{request.method} {request.path} is forbidden"
@@ -242,18 +327,27 @@ class FakeKubeAPI:
                 self.errors.append(f"{request.method} {request.path}: {exc!r}")
                 answer = (500, ApiError(500, "InternalError", repr(exc)).status())
             try:
-                self._fire_triggers(request)
+                self._fire_triggers(request, answer=answer)
             except Exception as exc:  # a broken test trigger must fail the test, not the socket
                 self.errors.append(f"trigger after {request.method} {request.path}: {exc!r}")
             return answer
 
-    def _fire_triggers(self, request: Request) -> None:
+    def _fire_triggers(
+        self, request: Request, *, before: bool = False, answer: tuple[int, Obj] | None = None
+    ) -> None:
         for trigger in list(self._triggers):
-            if trigger.method == request.method and trigger.path == request.path:
-                trigger.remaining -= 1
-                if trigger.remaining <= 0:
-                    self._triggers.remove(trigger)
-                    trigger.action(self)
+            if (trigger.method, trigger.path) != (request.method, request.path):
+                continue
+            if trigger.before != before:
+                continue
+            if trigger.answered is not None and not (
+                answer is not None and trigger.answered(*answer)
+            ):
+                continue
+            trigger.remaining -= 1
+            if trigger.remaining <= 0:
+                self._triggers.remove(trigger)
+                trigger.action(self)
 
     def _dispatch(self, request: Request) -> tuple[int, Obj]:
         route = parse_path(request.path)
@@ -279,6 +373,7 @@ class FakeKubeAPI:
             "get": self._get,
             "list": self._list,
             "create": self._create,
+            "update": self._update,
             "patch": self._patch,
             "delete": self._delete,
         }
@@ -337,7 +432,8 @@ class FakeKubeAPI:
         key = (route.resource, route.namespace, name)
         if key in self.objects:
             raise ApiError(409, "AlreadyExists", f'{route.resource} "{name}" already exists')
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = str(uuid.uuid4())  # the server's, whatever the body said
+        self._claim_uid(meta["uid"], key)
         meta["creationTimestamp"] = now()
         meta["resourceVersion"] = self._next_version()
         meta.setdefault("generation", 1)
@@ -361,14 +457,6 @@ class FakeKubeAPI:
                 raise ApiError(
                     415, "UnsupportedMediaType", "strategic merge directives are not supported"
                 )
-            wanted = request.body.get("metadata", {}).get("resourceVersion")
-            if wanted is not None and wanted != current["metadata"]["resourceVersion"]:
-                raise ApiError(
-                    409,
-                    "Conflict",
-                    "the object has been modified; please apply your changes to the latest "
-                    "version and try again",
-                )
             patched = merge_patch(current, request.body)
         else:
             raise ApiError(
@@ -378,9 +466,103 @@ class FakeKubeAPI:
                 "application/json-patch+json, application/merge-patch+json, "
                 f"application/strategic-merge-patch+json (got {content_type})",
             )
+        if not isinstance(patched, dict) or not isinstance(patched.get("metadata"), dict):
+            raise ApiError(422, "Invalid", "metadata: Required value")
+        # A patch is applied to the stored object, so it is an update at the stored version
+        # unless the patch itself names another resourceVersion.
+        patched["metadata"].setdefault("resourceVersion", current["metadata"]["resourceVersion"])
+        self._check_update(current, patched, by_test=False)
         patched["metadata"]["resourceVersion"] = self._next_version()
         self.objects[(route.resource, route.namespace, route.name or "")] = patched
         return 200, copy.deepcopy(patched)
+
+    def _update(self, route: Route, request: Request) -> tuple[int, Obj]:
+        """PUT: replace the object; preconditions and immutable fields as the API server."""
+        current = self._existing(route)
+        obj = copy.deepcopy(request.body)
+        if not isinstance(obj, dict) or not isinstance(obj.get("metadata"), dict):
+            raise ApiError(400, "BadRequest", "body is not an object with metadata")
+        meta = obj["metadata"]
+        if meta.get("name") != route.name:
+            raise ApiError(400, "BadRequest", "the name of the object does not match the request")
+        if route.namespace is not None:
+            meta["namespace"] = route.namespace
+        uid = meta.get("uid")
+        if uid and uid != current["metadata"]["uid"]:
+            # rest.DefaultUpdatedObjectInfo turns a UID in the body into a precondition.
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Precondition failed: UID in precondition: {uid}, "
+                f"UID in object meta: {current['metadata']['uid']}",
+            )
+        if not meta.get("resourceVersion"):
+            meta.pop("resourceVersion", None)  # unconditional update (pods, nodes allow it)
+        self._check_update(current, obj, by_test=False)
+        meta["resourceVersion"] = self._next_version()
+        self.objects[(route.resource, route.namespace, route.name or "")] = obj
+        return 200, copy.deepcopy(obj)
+
+    def _check_update(self, current: Obj, new: Obj, *, by_test: bool) -> None:
+        """What the API server checks on every update; fixes up `new` where it would.
+
+        A request that removes or changes a deletionTimestamp gets it back (upstream
+        BeforeUpdate does so silently) and one that sets it is 422 Invalid. A test's own write
+        (`by_test`, through `put`) that removes it raises instead: it encodes a state
+        Kubernetes never reaches; one that sets it stands for a graceful DELETE (a controller's
+        eviction) and is allowed.
+        """
+        old, meta = current["metadata"], new["metadata"]
+        wanted = meta.get("resourceVersion")
+        if wanted is not None and str(wanted) != old["resourceVersion"]:
+            raise ApiError(
+                409,
+                "Conflict",
+                f"Operation cannot be fulfilled on {old['name']}: the object has been modified; "
+                "please apply your changes to the latest version and try again "
+                f"(resourceVersion {wanted}, stored {old['resourceVersion']})",
+            )
+        meta.setdefault("uid", old["uid"])
+        if meta["uid"] != old["uid"]:
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{old["name"]} is invalid: metadata.uid: Invalid value: "{meta["uid"]}": '
+                f"field is immutable (stored {old['uid']}; a new incarnation needs a delete "
+                "and a create)",
+            )
+        if "creationTimestamp" in old:
+            meta["creationTimestamp"] = old["creationTimestamp"]
+        deleting = old.get("deletionTimestamp")
+        if deleting and meta.get("deletionTimestamp") != deleting:
+            if by_test:
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f"{old['name']} is invalid: metadata.deletionTimestamp: an update can never "
+                    f"remove or change a deletion timestamp (stored {deleting})",
+                )
+            meta["deletionTimestamp"] = deleting
+        if deleting and "deletionGracePeriodSeconds" in old:
+            meta.setdefault("deletionGracePeriodSeconds", old["deletionGracePeriodSeconds"])
+        if not deleting and meta.get("deletionTimestamp") and not by_test:
+            raise ApiError(
+                422,
+                "Invalid",
+                f"{old['name']} is invalid: metadata.deletionTimestamp: Invalid value: "
+                f'"{meta["deletionTimestamp"]}": field is immutable (only a delete sets it)',
+            )
+
+    def _claim_uid(self, uid: str, key: Key) -> None:
+        """A UID names one object for ever: refuse one that any object had before."""
+        if uid in self._uids:
+            raise ApiError(
+                409,
+                "AlreadyExists",
+                f"uid {uid} already belonged to {'/'.join(filter(None, self._uids[uid]))}; "
+                "the server gives every new object a fresh UID",
+            )
+        self._uids[uid] = key
 
     def _delete(self, route: Route, request: Request) -> tuple[int, Obj]:
         current = self._existing(route)

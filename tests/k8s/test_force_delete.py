@@ -13,9 +13,9 @@ from chaoslib.exceptions import ActivityFailed
 
 from probes import kubernetes as k8s
 from tests.k8s.fakeapi import FakeKubeAPI
+from tests.k8s.fixtures.build import NEW_UID0, UID0
 
 POD = "/api/v1/namespaces/mysql/pods/mysql-0"
-UID0 = "5f0e3c2a-8b1d-4e6f-9a7c-2d4b6e8f0a11"
 
 
 def test_refused_while_the_node_is_ready(api: FakeKubeAPI, config: dict[str, Any]) -> None:
@@ -53,7 +53,10 @@ def test_refused_while_the_old_server_still_answers(
             k8s.force_delete_pod("mysql-0", configuration=config)
         assert api.mutating_requests() == []
         # The out-of-service taint does not make the guard pass: it proves nothing about mysqld.
+        # Until the pod garbage collector's next pass (at most 20 s) the evicted pod is still
+        # there, Terminating, with its IP: the window in which this call can run.
         api.load("node-out-of-service")
+        _pod_ip(api, "127.0.0.1")
         result = k8s.force_delete_pod("mysql-0", on_refusal="report", configuration=config)
     assert result["deleted"] is False
     assert "a second mysql-0 would start" in result["refused"]
@@ -113,10 +116,25 @@ def test_unsafe_skips_the_guard_and_says_so(
 def test_replacement_is_left_alone(api: FakeKubeAPI, config: dict[str, Any]) -> None:
     """If pod GC already replaced the noted incarnation, the replacement is not deleted."""
     assert k8s.pod_uid("mysql-0", configuration=config) == UID0
-    api.load("node-out-of-service", "mysql-0-replaced")
+    # 1.28+: the taint on the NotReady node lets pod GC force-delete the terminating pod; the
+    # StatefulSet's new mysql-0 waits, Pending, for its volume's node.
+    api.load("node-lost", "node-out-of-service", "mysql-0-rescheduled-pending")
     result = k8s.force_delete_pod("mysql-0", configuration=config)
-    assert result["deleted"] is False
+    assert (result["deleted"], result["already_gone"]) == (False, True)
     assert api.mutating_requests() == []
+    assert api.get("pods", "mysql-0", "mysql")["metadata"]["uid"] == NEW_UID0  # type: ignore[index]
+
+
+def test_gone_between_check_and_delete_is_already_gone(
+    api: FakeKubeAPI, config: dict[str, Any]
+) -> None:
+    """Pod GC winning the race after the guard's checks: the delete's 404 is `already_gone`."""
+    api.load("node-lost")
+    # The pod GC's force delete lands just before ours; the StatefulSet has not yet replaced it.
+    api.before("DELETE", POD, lambda s: s.remove("pods", "mysql-0", "mysql"))
+    result = k8s.force_delete_pod("mysql-0", configuration=config)
+    assert (result["deleted"], result["already_gone"], result["uid"]) == (False, True, UID0)
+    assert [r.method for r in api.mutating_requests()] == ["DELETE"]
 
 
 def test_already_gone_is_not_an_error(api: FakeKubeAPI, config: dict[str, Any]) -> None:
@@ -130,10 +148,16 @@ def test_already_gone_is_not_an_error(api: FakeKubeAPI, config: dict[str, Any]) 
 def test_precondition_conflict_is_reported(api: FakeKubeAPI, config: dict[str, Any]) -> None:
     """A pod replaced between the check and the delete makes the server refuse; we say so."""
     api.load("node-lost")
-    api.after(1, "GET", "/api/v1/nodes/chaos-worker", lambda s: s.load("mysql-0-replaced"))
+    # Between the guard's reads and the DELETE, the operator's taint let pod GC remove the pod
+    # and the StatefulSet create a new one (a race that only the DELETE can lose).
+    api.before(
+        "DELETE",
+        POD,
+        lambda s: s.load("node-out-of-service", "mysql-0-rescheduled-pending"),
+    )
     with pytest.raises(ActivityFailed, match="HTTP 409 Conflict: Precondition failed"):
         k8s.force_delete_pod("mysql-0", configuration=config)
-    assert api.get("pods", "mysql-0", "mysql") is not None
+    assert api.get("pods", "mysql-0", "mysql")["metadata"]["uid"] == NEW_UID0  # type: ignore[index]
 
 
 def test_namespace_not_allowed_sends_nothing(api: FakeKubeAPI, config: dict[str, Any]) -> None:

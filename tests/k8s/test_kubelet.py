@@ -13,6 +13,7 @@ from probes import _k8s_config as check
 from probes import kubernetes as k8s
 from probes._k8s_memory import MEMORY, StoppedKubelet
 from tests.k8s.fakeapi import FakeKubeAPI
+from tests.k8s.fixtures.build import UID0
 
 HELPERS = "/api/v1/namespaces/chaos/pods"
 HELPER = f"{HELPERS}/kubelet-stop-chaos-worker"
@@ -89,7 +90,7 @@ def test_helper_pod_spec_arms_the_timer_before_the_stop(
     nsenter = "nsenter -t 1 -m -u -i -n -p -- "
     assert _steps(script) == ([nsenter + c for c in CLEAR], nsenter + TIMER, nsenter + STOP)
     assert MEMORY.last_stopped() == StoppedKubelet("chaos-worker", "pod", "2025-03-04T09:12:41Z")
-    assert MEMORY.uid_of("mysql", "mysql-0") == "5f0e3c2a-8b1d-4e6f-9a7c-2d4b6e8f0a11"
+    assert MEMORY.uid_of("mysql", "mysql-0") == UID0
 
 
 def test_helper_image_is_configurable(api: FakeKubeAPI, config: dict[str, Any]) -> None:
@@ -139,7 +140,8 @@ def test_finished_helper_from_an_earlier_run_is_replaced(
     api.after(1, "POST", HELPERS, _helper_status({"phase": "Succeeded"}))
     k8s.stop_kubelet(node="chaos-worker", configuration=config)
     MEMORY.clear()
-    api.after(2, "POST", HELPERS, _helper_status(RUNNING))  # the first POST answers 409
+    # The first POST answers 409 (the old helper is there); the helper runs once one is created.
+    api.when("POST", HELPERS, lambda code, _: code == 201, _helper_status(RUNNING))
     k8s.stop_kubelet(node="chaos-worker", configuration=config)
     methods = [(r.method, r.path) for r in api.mutating_requests()]
     assert methods == [("POST", HELPERS), ("POST", HELPERS), ("DELETE", HELPER), ("POST", HELPERS)]
@@ -276,7 +278,8 @@ def test_restore_waits_for_the_timer_and_cleans_up(
     api.after(1, "POST", HELPERS, _helper_status(RUNNING))
     k8s.stop_kubelet(pod="mysql-0", configuration=config)
     api.load("node-lost")
-    api.after(2, "GET", NODE, _load_restored_and_helper_done)
+    # The timer fires once restore has seen the node down, however many reads that took.
+    api.when("GET", NODE, _not_ready, _load_restored_and_helper_done)
     result = k8s.restore_kubelet(timeout=10, configuration=config)
     assert result == {
         "node": "chaos-worker",
@@ -286,6 +289,11 @@ def test_restore_waits_for_the_timer_and_cleans_up(
     }
     (delete,) = api.requests_for("DELETE")
     assert delete.path == HELPER
+
+
+def _not_ready(code: int, node: dict[str, Any]) -> bool:
+    ready = [c for c in node.get("status", {}).get("conditions", []) if c["type"] == "Ready"]
+    return code == 200 and bool(ready) and ready[0]["status"] != "True"
 
 
 def _load_restored_and_helper_done(server: FakeKubeAPI) -> None:

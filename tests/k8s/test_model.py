@@ -1,4 +1,4 @@
-"""Pure rules on recorded API objects: lost pods, settled StatefulSets, taint edits."""
+"""Pure rules on API objects (reconstructed fixtures): lost pods, settled StatefulSets, taints."""
 
 from __future__ import annotations
 

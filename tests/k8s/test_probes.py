@@ -11,16 +11,20 @@ from chaoslib.exceptions import ActivityFailed
 from probes import kubernetes as k8s
 from probes._k8s_memory import MEMORY, StoppedKubelet
 from tests.k8s.fakeapi import FakeKubeAPI, load_fixture
+from tests.k8s.fixtures.build import NEW_UID0, UID0
 
 POD = "/api/v1/namespaces/mysql/pods/mysql-0"
 STS = "/apis/apps/v1/namespaces/mysql/statefulsets/mysql"
 NODE = "/api/v1/nodes/chaos-worker"
-UID0 = "5f0e3c2a-8b1d-4e6f-9a7c-2d4b6e8f0a11"
-NEW_UID = "c8e2a4f6-0b1d-4c3e-9f5a-7b9d1f3e5a77"
 
 
 def _load(*names: str) -> Any:
     return lambda server: server.load(*names)
+
+
+def _ready(obj: dict[str, Any]) -> bool:
+    conditions = obj.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def test_node_of_pod_reads_spec_node_name(api: FakeKubeAPI, config: dict[str, Any]) -> None:
@@ -32,9 +36,8 @@ def test_node_of_missing_or_unbound_pod_fails(api: FakeKubeAPI, config: dict[str
     """A missing pod or one not yet scheduled is an ActivityFailed, not an empty answer."""
     with pytest.raises(ActivityFailed, match="pod mysql/mysql-9 does not exist"):
         k8s.node_of_pod("mysql-9", configuration=config)
-    pending = load_fixture("mysql-0-rescheduled-pending")[0]
-    pending["spec"].pop("nodeName")
-    api.put(pending)
+    api.load("node-lost", "node-out-of-service", "mysql-0-rescheduled-pending")
+    assert "nodeName" not in load_fixture("mysql-0-rescheduled-pending")[0]["spec"]
     with pytest.raises(ActivityFailed, match="not scheduled on any node"):
         k8s.node_of_pod("mysql-0", configuration=config)
 
@@ -46,10 +49,10 @@ def test_pod_uid_is_noted_for_later_checks(api: FakeKubeAPI, config: dict[str, A
 
 
 def test_wait_pod_status_sees_the_pod_go_unknown(api: FakeKubeAPI, config: dict[str, Any]) -> None:
-    """After the third look the node is lost; the probe notices and sends nothing mutating."""
-    api.after(3, "GET", POD, _load("node-lost"))
+    """Once the probe has seen the pod Ready the node is lost; it notices, sending nothing."""
+    api.when("GET", POD, lambda code, pod: code == 200 and _ready(pod), _load("node-lost"))
     assert k8s.wait_pod_status("mysql-0", "Unknown", timeout=10, configuration=config)
-    assert len(api.requests_for("GET", POD)) == 4
+    assert len(api.requests_for("GET", POD)) >= 2, "saw it Ready, then Unknown"
     assert api.requests_for("GET", NODE), "the node's Ready condition is part of the rule"
     assert api.mutating_requests() == []
 
@@ -85,15 +88,16 @@ def test_pod_not_replaced_while_node_is_lost(api: FakeKubeAPI, config: dict[str,
     assert api.mutating_requests() == []
 
 
-def test_pod_replaced_on_another_node_is_false(
+def test_pod_replaced_while_the_old_node_is_lost_is_false(
     api: FakeKubeAPI, config: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A new UID running on another node while the old node is lost is False and logged loudly."""
+    """A new UID while the old node is still lost is False and logged loudly."""
     MEMORY.stopped(StoppedKubelet("chaos-worker", "pod", "2025-03-04T09:12:41Z"))
-    api.load("node-lost", "mysql-0-replaced")
+    # Pod GC removed the old one (out-of-service taint); the new one waits for its node.
+    api.load("node-lost", "node-out-of-service", "mysql-0-rescheduled-pending")
     with caplog.at_level(logging.WARNING, logger="chaostoolkit"):
         assert not k8s.pod_not_replaced("mysql-0", UID0, configuration=config)
-    assert NEW_UID in caplog.text
+    assert NEW_UID0 in caplog.text
     assert "double start risk" in caplog.text
 
 
@@ -112,11 +116,17 @@ def test_pod_not_replaced_needs_a_uid(api: FakeKubeAPI, config: dict[str, Any]) 
 
 def test_statefulset_ready_waits_for_every_pod(api: FakeKubeAPI, config: dict[str, Any]) -> None:
     """Stale status saying 3/3 is not enough while mysql-0 is missing; it is once it is Ready."""
-    api.remove("pods", "mysql-0", "mysql")
-    api.after(2, "GET", STS, _load("mysql-0-rescheduled-pending"))
-    api.after(5, "GET", STS, _load("mysql-0-replaced"))
+    api.remove("pods", "mysql-0", "mysql")  # force-deleted; the status still says 3/3
+    # Each step once the probe has seen the one before: mysql-0 missing, then Pending.
+    api.when("GET", POD, lambda code, _: code == 404, _load("mysql-0-rescheduled-pending"))
+    api.when(
+        "GET",
+        POD,
+        lambda code, pod: code == 200 and pod["status"]["phase"] == "Pending",
+        _load("mysql-0-replaced"),
+    )
     assert k8s.wait_statefulset_ready(timeout=10, configuration=config)
-    assert len(api.requests_for("GET", STS)) >= 6
+    assert api.get("pods", "mysql-0", "mysql")["metadata"]["uid"] == NEW_UID0  # type: ignore[index]
     assert api.mutating_requests() == []
 
 
@@ -131,7 +141,9 @@ def test_kubelet_restored_needs_a_fresh_heartbeat(api: FakeKubeAPI, config: dict
     MEMORY.stopped(StoppedKubelet("chaos-worker", "pod", "2025-03-04T09:12:41Z"))
     assert not k8s.wait_kubelet_restored(timeout=0.2, configuration=config)
     api.load("node-lost")
-    api.after(3, "GET", NODE, _load("kubelet-restored"))
+    api.when(
+        "GET", NODE, lambda code, node: code == 200 and not _ready(node), _load("kubelet-restored")
+    )
     assert k8s.wait_kubelet_restored(timeout=10, configuration=config)
 
 

@@ -18,14 +18,18 @@ def _tour(api: FakeKubeAPI, config: dict[str, Any]) -> list[Request]:
     api.load("node-lost")
     k8s.wait_pod_status("mysql-0", "Unknown", timeout=1, configuration=config)
     k8s.pod_not_replaced("mysql-0", configuration=config)
-    k8s.taint_out_of_service(pod="mysql-0", configuration=config)
-    k8s.force_delete_pod("mysql-0", configuration=config)
-    api.load("mysql-0-replaced", "kubelet-restored")
-    k8s.wait_statefulset_ready(timeout=1, configuration=config)
-    k8s.remove_out_of_service_taint(configuration=config)
+    api.load("node-lost-evicted")
+    k8s.force_delete_pod("mysql-0", configuration=config)  # nothing answers: deleted
+    # The StatefulSet's new mysql-0 waits for its volume's node, which gets the taint.
+    api.load("mysql-0-rescheduled-pending")
+    k8s.taint_out_of_service(node="chaos-worker", configuration=config)
+    api.load("kubelet-back-out-of-service")
     k8s.wait_kubelet_restored(timeout=1, configuration=config)
     api.apply(_helper_succeeded)
     k8s.restore_kubelet(timeout=1, configuration=config)
+    k8s.remove_out_of_service_taint(configuration=config)
+    api.load("mysql-0-replaced")
+    k8s.wait_statefulset_ready(timeout=1, configuration=config)
     k8s.delete_pod("mysql-1", configuration=config)
     k8s.partition_pod("mysql-2", configuration=config)
     k8s.partition_pod("mysql-2", configuration=config)  # idempotent: reads its own policy

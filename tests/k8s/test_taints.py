@@ -9,18 +9,19 @@ from chaoslib.exceptions import ActivityFailed
 
 from probes import kubernetes as k8s
 from tests.k8s.fakeapi import FakeKubeAPI
+from tests.k8s.fixtures.build import at
 
 NODE = "/api/v1/nodes/chaos-worker"
 UNREACHABLE = [
     {
         "key": "node.kubernetes.io/unreachable",
         "effect": "NoSchedule",
-        "timeAdded": "2025-03-04T09:20:51Z",
+        "timeAdded": at("lost"),
     },
     {
         "key": "node.kubernetes.io/unreachable",
         "effect": "NoExecute",
-        "timeAdded": "2025-03-04T09:20:56Z",
+        "timeAdded": at("lost"),
     },
 ]
 OUT_OF_SERVICE = {
@@ -97,10 +98,11 @@ def test_a_ready_node_is_not_tainted(api: FakeKubeAPI, config: dict[str, Any]) -
 def test_removal_defaults_to_the_nodes_this_run_tainted(
     api: FakeKubeAPI, config: dict[str, Any]
 ) -> None:
-    """After the pod moved, the rollback still untaints the node that was tainted."""
+    """Once pod GC replaced the pod, the new one unbound, the rollback still untaints the node."""
     api.load("node-lost")
     k8s.taint_out_of_service(pod="mysql-0", configuration=config)
-    api.load("mysql-0-replaced")
+    api.load("node-out-of-service", "mysql-0-rescheduled-pending")
+    assert "nodeName" not in api.get("pods", "mysql-0", "mysql")["spec"]  # type: ignore[index]
     assert k8s.remove_out_of_service_taint(configuration=config)["changed"] == "chaos-worker"
     assert _taints(api) == UNREACHABLE
     assert k8s.remove_out_of_service_taint(configuration=config)["nodes"] == ""
@@ -119,10 +121,14 @@ def test_concurrent_taint_change_is_retried_not_clobbered(
 
     api.load("node-lost")
     api.apply(_only_first_unreachable)
-    # The first GET checks readiness, the second reads the taints the patch is built from.
-    api.after(2, "GET", NODE, controller_adds_noexecute)
+    # The controller's write lands between our read and our first PATCH: a state-based race
+    # (whatever number of reads came before), which the patch's resourceVersion test must lose.
+    api.before("PATCH", NODE, controller_adds_noexecute)
     assert k8s.taint_out_of_service(node="chaos-worker", configuration=config)["changed"]
-    assert [r.method for r in api.requests] == ["GET", "GET", "PATCH", "GET", "PATCH"]
+    methods = [r.method for r in api.requests]
+    first, last = methods.index("PATCH"), len(methods) - 1 - methods[::-1].index("PATCH")
+    assert methods.count("PATCH") == 2 and methods[-1] == "PATCH"
+    assert "GET" in methods[first + 1 : last], "the taints are re-read before the retry"
     assert _taints(api) == [*UNREACHABLE, OUT_OF_SERVICE]
 
 
