@@ -122,19 +122,29 @@ class Cluster:
         )
 
     def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: int | None) -> bool:
-        """Delete exactly the pod with `uid` (a precondition); False if it is already gone.
+        """Delete exactly the pod with `uid` (a precondition); False if that one is already gone.
 
-        A replacement created meanwhile under the same name fails the precondition instead of
-        being deleted by mistake.
+        A replacement created meanwhile under the same name fails the precondition (409) instead
+        of being deleted by mistake: incarnation `uid` is gone, which is what False says.
         """
         options = client.V1DeleteOptions(
             grace_period_seconds=grace_seconds, preconditions=client.V1Preconditions(uid=uid)
         )
-        found = self._optional(
-            f"delete pod {namespace}/{name}",
-            lambda **kw: self._core.delete_namespaced_pod(name, namespace, body=options, **kw),
-        )
-        return found is not None
+        what = f"delete pod {namespace}/{name}"
+        try:
+            self._json(
+                what,
+                lambda **kw: self._core.delete_namespaced_pod(name, namespace, body=options, **kw),
+                passthrough=(404, 409),
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            if exc.status == 409 and "Precondition failed" in _describe(exc):
+                logger.info(f"{what}: uid {uid} is gone, replaced meanwhile; left alone")
+                return False
+            raise ActivityFailed(f"{what} failed: {_describe(exc)}") from exc
+        return True
 
     def delete_network_policy(self, namespace: str, name: str) -> bool:
         """Delete the policy; False if it was already gone."""

@@ -145,8 +145,11 @@ def test_already_gone_is_not_an_error(api: FakeKubeAPI, config: dict[str, Any]) 
     assert api.mutating_requests() == []
 
 
-def test_precondition_conflict_is_reported(api: FakeKubeAPI, config: dict[str, Any]) -> None:
-    """A pod replaced between the check and the delete makes the server refuse; we say so."""
+def test_replaced_between_check_and_delete_is_already_gone(
+    api: FakeKubeAPI, config: dict[str, Any]
+) -> None:
+    """A pod replaced between the check and the delete: the server refuses the precondition,
+    the replacement is left alone, and the result says the old incarnation is gone."""
     api.load("node-lost")
     # Between the guard's reads and the DELETE, the operator's taint let pod GC remove the pod
     # and the StatefulSet create a new one (a race that only the DELETE can lose).
@@ -155,8 +158,10 @@ def test_precondition_conflict_is_reported(api: FakeKubeAPI, config: dict[str, A
         POD,
         lambda s: s.load("node-out-of-service", "mysql-0-rescheduled-pending"),
     )
-    with pytest.raises(ActivityFailed, match="HTTP 409 Conflict: Precondition failed"):
-        k8s.force_delete_pod("mysql-0", configuration=config)
+    result = k8s.force_delete_pod("mysql-0", configuration=config)
+    assert (result["deleted"], result["already_gone"]) == (False, True)
+    (delete,) = api.requests_for("DELETE", POD)
+    assert delete.body["preconditions"]["uid"] == result["uid"] != NEW_UID0
     assert api.get("pods", "mysql-0", "mysql")["metadata"]["uid"] == NEW_UID0  # type: ignore[index]
 
 
