@@ -612,12 +612,13 @@ def _log_replacement(
         f"({model.pod_summary(found)})"
     )
     stopped = MEMORY.last_stopped()
-    if stopped is None or stopped.node == new_node or new_node == "-":
-        return  # same node, or not scheduled yet: no second server runs (yet)
+    if stopped is None or stopped.node == new_node:
+        return
     if model.node_ready(api.find_node(stopped.node) or {}) != "True":
         logger.warning(
-            f"the old node {stopped.node} is still lost while {name} runs on {new_node}: "
-            "the old container may still be alive (double start risk)"
+            f"the old node {stopped.node} is still lost while {name} "
+            + ("waits to be scheduled" if new_node == "-" else f"runs on {new_node}")
+            + ": the old container may still be alive (double start risk)"
         )
 
 
