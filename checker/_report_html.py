@@ -25,6 +25,7 @@ from checker._report_data import (
     Choice,
     JournalFacts,
     Span,
+    fault_windows,
     spans_from_annotations,
 )
 from checker.core.verdict import ANOMALY_TYPES, Validity
@@ -126,7 +127,10 @@ def _spans(page: Page) -> list[Span]:
     spans = spans_from_annotations(page.facts.annotations)
     if page.chaos is not None:
         spans.extend(page.chaos.spans)
-    return sorted(spans, key=lambda s: (s.start, s.name))
+    # Fault windows (an action until its rollback), drawn last: on top of probes and of the
+    # experiment-wide band, which are drawn as outlines only.
+    spans.extend(fault_windows(spans))
+    return sorted(spans, key=lambda s: (s.kind == "fault", s.start, s.name))
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -188,9 +192,12 @@ def _verdict(page: Page) -> str:
     note = ""
     if page.facts.unjournaled:
         note = (
-            f'<p class="note">{page.facts.unjournaled:,} writes were reserved but not '
-            "journaled (the checker stopped abruptly): they count as indeterminate and have "
-            "no time, so the plots leave them out.</p>"
+            f'<p class="note" id="unjournaled">{page.facts.unjournaled:,} writes were given a '
+            "sequence number but their outcome is not in this journal: the checker stopped "
+            "before it could record them, or this journal is a copy taken while they were "
+            "still in flight. Whether they reached the database is not known, so they count "
+            "as indeterminate (never as lost); they have no time, so the plots leave them "
+            "out.</p>"
         )
     return (
         f'<section id="verdict"><div class="verdict {word}" data-valid="{word}">'

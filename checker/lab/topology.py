@@ -513,9 +513,28 @@ class Lab:
             state = self.load()
             stopped = self._stop_all(state)
             self.save(state)
+            running = self._still_running(state)
+            if running:
+                raise LabError(
+                    f"servers still run on {', '.join(running)} after SIGKILL: not "
+                    + ("purging their data; " if purge else "")
+                    + "stop them (see `checker lab status`) and run `checker lab down` again"
+                )
             if purge:
                 self._purge(state)
         return {"stopped": stopped, "purged": purge}
+
+    def _still_running(self, state: dict[str, Any]) -> list[str]:
+        """Nodes with a server process still alive on their datadir (recorded or not): each
+        is terminated (SIGKILL after a timeout); those that survive even that are returned."""
+        left = []
+        for name, node in sorted(state["nodes"].items()):
+            needle = f"--datadir={node['datadir']}\0"
+            for pid in _server.running_with(needle):
+                _server.terminate(pid, timeout=10)
+            if _server.running_with(needle):
+                left.append(name)
+        return left
 
     def _stop_all(self, state: dict[str, Any]) -> list[str]:
         stopped: list[str] = []
