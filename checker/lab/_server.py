@@ -302,9 +302,24 @@ def running_with(needle: str) -> list[int]:
     state file says, a server still running on a datadir."""
     found = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and owns(int(entry), needle) and alive(int(entry)):
+        if entry.isdigit() and _mentions(int(entry), needle) and alive(int(entry)):
             found.append(int(entry))
     return sorted(found)
+
+
+def _mentions(pid: int, needle: str) -> bool:
+    """`owns`, also for a zombie leader: its own command line reads empty, its live threads'
+    still show it."""
+    if owns(pid, needle):
+        return True
+    for tid in _tasks(pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/task/{tid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline.decode(errors="replace"):
+            return True
+    return False
 
 
 def stopped(pid: int | None) -> bool:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pymysql
 
 from checker.lab.topology import Lab
-from tests._proc import processes_mentioning
+from tests._proc import processes_mentioning, threads_mentioning
 from tests._wait import wait_for
 from tests.lab._sql import count, ensure_table, query
 
@@ -58,6 +58,21 @@ def test_up_replicates_is_idempotent_and_down_leaves_no_process(tmp_path: Path) 
         lab.down(purge=True)
     assert not (lab.dir / "data").exists()
     assert not processes_mentioning(str(lab.dir))
+
+
+def test_down_returns_only_once_every_server_thread_is_gone(tmp_path: Path) -> None:
+    """`down` (and `down --purge`) says stopped only when no thread of any server is left, so a
+    datadir is never purged under a running server; checked the moment it returns."""
+    lab = Lab(tmp_path / "lab")
+    lab.up(replicas=2)
+    ensure_table(lab)
+    query(lab, "writer", "INSERT INTO t (v) VALUES ('x')")
+    lab.down()
+    assert threads_mentioning(str(lab.dir / "data")) == []
+    lab.up(replicas=2)
+    lab.down(purge=True)
+    assert threads_mentioning(str(lab.dir)) == []
+    assert not (lab.dir / "data").exists()
 
 
 def test_cli_up_json_gives_endpoints_pymysql_can_use(tmp_path: Path) -> None:

@@ -97,7 +97,7 @@ def differing(lab: Lab, exe: str, directory: Path, primary: str = "mysql-0") -> 
     register_replicas(lab, primary)
     cnf = defaults_file(lab, directory)
     done = subprocess.run(
-        command(lab, exe, cnf, primary), capture_output=True, text=True, timeout=600, check=False
+        command(lab, exe, cnf, primary), capture_output=True, text=True, timeout=240, check=False
     )
     # Exit status bits (pt-table-checksum(1), EXIT STATUS): 16 DIFFS is expected here; any
     # other bit but 32 (NO_SLAVES_FOUND can't be: the DSN table names them) is a failed run.
