@@ -25,8 +25,10 @@
 The journal's expected aggregates are cached next to it (`<journal>.verify-cache`) and only
 brought up to date by later verifications: a journal is append-only.
 
-Only rows of this journal's run count: their writer ids start with `<run_id>-`. Rows of other
-runs are counted per node (`foreign_rows`), never judged. docs/verification.md has the rest.
+Nodes are compared with each other over every row (ledger, accounts, chaos markers), whoever
+wrote it. The journal judges only rows of this journal's run (writer ids `<run_id>-...`); rows
+of other registered runs are counted per node (`foreign_rows`), rows of writers no run
+registered are `unexpected`. docs/verification.md has the rest.
 """
 
 from __future__ import annotations
