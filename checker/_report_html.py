@@ -28,7 +28,8 @@ from checker._report_data import (
     fault_windows,
     spans_from_annotations,
 )
-from checker.core.verdict import ANOMALY_TYPES, Validity
+from checker.core.runs import describe
+from checker.core.verdict import ANOMALY_TYPES, Validity, place_groups
 
 __all__ = ["CSP", "Page", "render", "utc"]
 
@@ -110,7 +111,7 @@ def render(page: Page) -> str:
             _header(page, title),
             _verdict(page),
             _checks(page),
-            _anomalies(page),
+            _anomalies(page, spans),
             _timeline(page, spans),
             _nodes(page),
             _activities(page, spans),
@@ -237,7 +238,22 @@ def _checks(page: Page) -> str:
     )
 
 
-def _anomalies(page: Page) -> str:
+def _anomaly_runs(page: Page, spans: Sequence[Span]) -> str:
+    """The verdict's anomaly groups in words, each placed in the fault window (or checker
+    annotation) it arose in, timed from the timeline's origin."""
+    groups = page.choice.verdict.groups
+    if not groups:
+        return ""
+    windows = [(s.name, s.start, s.end) for s in spans if s.kind in ("fault", "annotation")]
+    faults = [(s.name, s.start, s.end) for s in spans if s.kind == "fault"]
+    # Fault windows win over the experiment-wide annotations around them.
+    placed = place_groups(place_groups(groups, windows), faults)
+    lines = describe(placed, page.facts.timeline.origin)
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f'<h3>In runs</h3><ul class="runs">{items}</ul>'
+
+
+def _anomalies(page: Page, spans: Sequence[Span] = ()) -> str:
     v = page.choice.verdict
     total = sum(v.anomaly_counts.values())
     origin = page.facts.timeline.origin
@@ -262,7 +278,8 @@ def _anomalies(page: Page) -> str:
         else ""
     )
     return (
-        f'<section id="anomalies"><h2>Anomalies ({total:,})</h2>{capped}'
+        f'<section id="anomalies"><h2>Anomalies ({total:,})</h2>{_anomaly_runs(page, spans)}'
+        f"{capped}"
         '<table class="anomalies"><thead><tr><th>Type</th><th>Node</th><th>Writer</th>'
         "<th>Seq</th><th>Server identity</th><th>When</th><th>Evidence</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></section>"

@@ -2,7 +2,8 @@
 an experiment's steady state held.
 
 `gameday_fields` is what the game-day summary adds to each experiment's entry (a few keys next
-to `valid` and `anomaly_counts`); `checker verify` prints the same runs (`verify.group_lines`).
+to `valid` and `anomaly_counts`); `checker verify` and the report show the same runs
+(`checker.core.runs.describe`).
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from checker.core.runs import describe
 from checker.core.verdict import Verdict
-from checker.verify import group_lines
 
 __all__ = ["chaos_outcome", "gameday_fields"]
 
@@ -51,6 +52,5 @@ def gameday_fields(
         "steady_state_deviated": outcome is not None and "deviated" in outcome,
     }
     if groups:
-        v = Verdict.from_dict(verdict)
-        fields["anomaly_runs"] = group_lines(v, _start(chaos_journal))
+        fields["anomaly_runs"] = describe(groups, _start(chaos_journal))
     return fields

@@ -247,3 +247,19 @@ def test_fault_windows_stand_out_from_probes_and_the_experiment_band(
             assert fills[i] == "none", (kind, fills[i])
     kill = facts["titles"][faults[0]]
     assert kill.startswith("fault: kill-mysql-0") and "rollback: heal-everything" in kill
+
+
+def test_anomalies_are_also_summarised_as_runs(runs: Runs, tmp_path: Path) -> None:
+    """Above the one-by-one table, the verdict's anomaly groups in words: the duplicated write
+    as one run on mysql-0, of one writer, at its seq."""
+    out = _report(tmp_path, runs.invalid, "--chaos-journal", str(runs.chaos_journal))
+    html = (out / "index.html").read_text()
+    found = re.search(r'<ul class="runs">(.*?)</ul>', html)
+    assert found is not None, "no anomaly runs in the report"
+    _, seq = runs.duplicate
+    items = re.findall(r"<li>(.*?)</li>", found.group(1))
+    assert any(
+        "writes present more than once on mysql-0, 1 writer(s)" in item
+        and f"seq {seq}..{seq}" in item
+        for item in items
+    ), items
