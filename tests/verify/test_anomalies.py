@@ -270,3 +270,21 @@ def test_row_hash_matches_the_server(healthy: Lab) -> None:
     assert len(found) == len(payloads)
     for r in found:
         assert row_hash(Row(r[0], r[1], r[2], r[3], r[4])) == r[5], r
+
+
+def test_live_verification_beside_another_run_is_valid(healthy: Lab, tmp_path: Path) -> None:
+    """Two checkers write to the same table at once; verifying one of them live, again and
+    again, compares every row node against node (the other run's too) and finds them VALID:
+    the other run's commits in flight are not taken for divergences."""
+    lab = healthy
+    with (
+        checker(lab, tmp_path / "other.sqlite") as other,
+        checker(lab, tmp_path / "j.sqlite") as service,
+    ):
+        wait_acks(other, 50)
+        wait_acks(service, 50)
+        for _ in range(6):
+            verdict = service.verify()
+            assert verdict.valid is Validity.VALID, verdict.to_dict()
+            wait_acks(service, 20)
+            wait_acks(other, 20)
