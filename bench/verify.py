@@ -9,10 +9,14 @@ server-side INSERT ... SELECT, no checker writers), then times, alternately in t
 - `checker.verify.verify` (barrier, chunks on every node, the journal's expected aggregates,
   the duplicate GROUP BY, the journal's reads and acks) in this process;
 
+- Percona's pt-table-checksum over the same tables and nodes (bench/_peer.py), when it is
+  installed (Debian's `percona-toolkit`): the peer `checker verify` is compared with;
+
 and the peak RSS of a verification in a fresh subprocess (`VmHWM`: `ru_maxrss` would include
 the forking parent's high-water mark, which Linux carries across exec). Goals: full
-verification <= 1.5x the bare pass (nodes one after another), peak RSS <= 200 MB; the ratio to
-the parallel bare pass is reported too. Exit 1 if a goal is missed.
+verification <= 1.5x the bare pass (nodes one after another), <= 0.75x pt-table-checksum's
+time (goal 0.5x), peak RSS <= 200 MB; the ratio to the parallel bare pass is reported too.
+Exit 1 if a goal is missed.
 
 Besides wall time, each measurement reports CPU seconds: the three mysqld processes' (from
 /proc) and this process' own. On a shared machine wall time mostly measures the neighbours;
@@ -37,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import _ledger_fill
+from bench import _ledger_fill, _peer
 from checker import mysql
 from checker.journal import Journal
 from checker.lab.topology import Lab
@@ -45,6 +49,7 @@ from checker.settings import build
 from checker.verify import Options, target_from_settings, verify
 
 RATIO_GOAL = 1.5
+PEER_GOAL = 0.75
 RSS_GOAL_MB = 200.0
 BARE_CHUNK = 50_000
 BARE_SQL = (
@@ -69,8 +74,12 @@ class _Cpu:
 
     @staticmethod
     def own() -> float:
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
+        """This process' CPU and its finished children's (pt-table-checksum's)."""
+        total = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            r = resource.getrusage(who)
+            total += r.ru_utime + r.ru_stime
+        return total
 
     def measure(self, fn: Callable[[], Any]) -> tuple[tuple[float, float, float], Any]:
         """((wall, mysqld CPU, own CPU), result) of `fn()`."""
@@ -122,6 +131,16 @@ def full_verification(lab: Lab, journal: Journal) -> dict[str, Any]:
     assert v.valid.json is True, v.to_json()
     phases = {k: round(x, 2) for k, x in result.phases.items()}
     return {"seconds": result.seconds, "chunks": result.chunks, "phases": phases}
+
+
+def peer_pass(command: list[str]) -> None:
+    """One pt-table-checksum run; it must find no difference (exit status 0)."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"pt-table-checksum exited {done.returncode}: "
+            f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
 
 
 def child(lab_dir: str, journal: str) -> int:
@@ -180,6 +199,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--buffer-pool-mb", type=int, default=2048)
     p.add_argument("--writers", type=int, default=8)
     p.add_argument("--no-rss", action="store_true", help="skip the subprocess RSS measurement")
+    p.add_argument("--no-peer", action="store_true", help="do not time pt-table-checksum")
     p.add_argument(
         "--rss-only", action="store_true", help="only the RSS measurements, cold then warm"
     )
@@ -225,7 +245,19 @@ def _measure(args: argparse.Namespace, lab: Lab, journal: Path) -> dict[str, lis
     """Cold once, then bare (parallel), warm verification, bare (one by one), alternating."""
     cpu = _Cpu(lab)
     conns = _connections(lab)
-    runs: dict[str, list[Sample]] = {"seq": [], "par": [], "warm": [], "cold": [], "open": []}
+    runs: dict[str, list[Sample]] = {
+        "seq": [],
+        "par": [],
+        "warm": [],
+        "cold": [],
+        "open": [],
+        "peer": [],
+    }
+    peer = _peer.prepare(lab, lab.dir) if _peer.executable() and not args.no_peer else None
+    if peer is None:
+        print("pt-table-checksum not timed (not installed, or --no-peer)")
+    else:
+        peer_pass(peer)  # creates percona.checksums, untimed
     try:
         bare_pass(conns, parallel=True)  # every node's buffer pool warm, untimed
         Path(f"{journal}.verify-cache").unlink(missing_ok=True)
@@ -240,6 +272,8 @@ def _measure(args: argparse.Namespace, lab: Lab, journal: Path) -> dict[str, lis
                 sample, info = cpu.measure(lambda: full_verification(lab, j))
                 runs["warm"].append(sample)
                 runs["seq"].append(cpu.measure(lambda: bare_pass(conns, parallel=False))[0])
+                if peer is not None:
+                    runs["peer"].append(cpu.measure(lambda: peer_pass(peer))[0])
             print(f"last warm run: {info}")
         finally:
             j.close()
@@ -265,11 +299,16 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
         "warm": "full verification (warm)",
         "cold": "first verification (cold)",
         "open": "opening the journal (CLI)",
+        "peer": "pt-table-checksum",
     }
     med = {
-        k: tuple(statistics.median(r[i] for r in rs) for i in range(3)) for k, rs in runs.items()
+        k: tuple(statistics.median(r[i] for r in rs) for i in range(3))
+        for k, rs in runs.items()
+        if rs
     }
     for key, label in labels.items():
+        if key not in med:
+            continue
         wall, servers, own = med[key]
         print(f"{label:32}{wall:7.2f}s{servers:13.2f}s{own:13.2f}s")
     ratio = med["warm"][0] / med["seq"][0]
@@ -280,6 +319,15 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
         f"warm / bare in parallel: wall {med['warm'][0] / med['par'][0]:.2f}"
     )
     ok = ratio <= RATIO_GOAL
+    if "peer" in med:
+        peer_ratio = med["warm"][0] / med["peer"][0]
+        peer_cpu = (med["warm"][1] + med["warm"][2]) / (med["peer"][1] + med["peer"][2])
+        print(
+            f"warm / pt-table-checksum: wall {peer_ratio:.2f} (goal <= {PEER_GOAL}, aim 0.5), "
+            f"CPU {peer_cpu:.2f}; cold / pt-table-checksum: wall "
+            f"{med['cold'][0] / med['peer'][0]:.2f}"
+        )
+        ok = ok and peer_ratio <= PEER_GOAL
     if not args.no_rss:
         rss = _peak_rss(lab, journal)
         base = _baseline_rss()

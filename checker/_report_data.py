@@ -29,6 +29,7 @@ __all__ = [
     "Span",
     "Timeline",
     "bucket_width",
+    "fault_windows",
     "journal_facts",
     "quantile",
     "spans_from_annotations",
@@ -434,3 +435,28 @@ def spans_from_annotations(annotations: list[dict[str, Any]]) -> list[Span]:
             for s in starts
         )
     return sorted(spans, key=lambda s: (s.start, s.name))
+
+
+def fault_windows(spans: list[Span]) -> list[Span]:
+    """The windows in which a fault was in force: each method action (the experiment's
+    `action`s, steady-state probes and plain probes excluded) from its start until the end of
+    its rollback, paired in order with the rollbacks that started after it; an action without
+    one is in force until its own end (or the record's, if it never ended)."""
+    actions = sorted((s for s in spans if s.kind == "action"), key=lambda s: s.start)
+    rollbacks = sorted((s for s in spans if s.kind == "rollback"), key=lambda s: s.start)
+    used: set[int] = set()
+    found: list[Span] = []
+    for a in actions:
+        after = a.end if a.end is not None else a.start
+        pick = next(
+            (i for i, r in enumerate(rollbacks) if i not in used and r.start >= after), None
+        )
+        end = a.end
+        detail = "until the action ended (no rollback recorded)"
+        if pick is not None:
+            used.add(pick)
+            r = rollbacks[pick]
+            end = r.end
+            detail = f"until its rollback {r.name!r} ended"
+        found.append(Span(f"fault: {a.name}", "fault", a.start, end, a.source, a.status, detail))
+    return found

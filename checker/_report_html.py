@@ -25,9 +25,11 @@ from checker._report_data import (
     Choice,
     JournalFacts,
     Span,
+    fault_windows,
     spans_from_annotations,
 )
-from checker.core.verdict import ANOMALY_TYPES, Validity
+from checker.core.runs import describe
+from checker.core.verdict import ANOMALY_TYPES, Validity, place_groups
 
 __all__ = ["CSP", "Page", "render", "utc"]
 
@@ -109,7 +111,7 @@ def render(page: Page) -> str:
             _header(page, title),
             _verdict(page),
             _checks(page),
-            _anomalies(page),
+            _anomalies(page, spans),
             _timeline(page, spans),
             _nodes(page),
             _activities(page, spans),
@@ -126,7 +128,10 @@ def _spans(page: Page) -> list[Span]:
     spans = spans_from_annotations(page.facts.annotations)
     if page.chaos is not None:
         spans.extend(page.chaos.spans)
-    return sorted(spans, key=lambda s: (s.start, s.name))
+    # Fault windows (an action until its rollback), drawn last: on top of probes and of the
+    # experiment-wide band, which are drawn as outlines only.
+    spans.extend(fault_windows(spans))
+    return sorted(spans, key=lambda s: (s.kind == "fault", s.start, s.name))
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -188,9 +193,12 @@ def _verdict(page: Page) -> str:
     note = ""
     if page.facts.unjournaled:
         note = (
-            f'<p class="note">{page.facts.unjournaled:,} writes were reserved but not '
-            "journaled (the checker stopped abruptly): they count as indeterminate and have "
-            "no time, so the plots leave them out.</p>"
+            f'<p class="note" id="unjournaled">{page.facts.unjournaled:,} writes were given a '
+            "sequence number but their outcome is not in this journal: the checker stopped "
+            "before it could record them, or this journal is a copy taken while they were "
+            "still in flight. Whether they reached the database is not known, so they count "
+            "as indeterminate (never as lost); they have no time, so the plots leave them "
+            "out.</p>"
         )
     return (
         f'<section id="verdict"><div class="verdict {word}" data-valid="{word}">'
@@ -230,7 +238,22 @@ def _checks(page: Page) -> str:
     )
 
 
-def _anomalies(page: Page) -> str:
+def _anomaly_runs(page: Page, spans: Sequence[Span]) -> str:
+    """The verdict's anomaly groups in words, each placed in the fault window (or checker
+    annotation) it arose in, timed from the timeline's origin."""
+    groups = page.choice.verdict.groups
+    if not groups:
+        return ""
+    windows = [(s.name, s.start, s.end) for s in spans if s.kind in ("fault", "annotation")]
+    faults = [(s.name, s.start, s.end) for s in spans if s.kind == "fault"]
+    # Fault windows win over the experiment-wide annotations around them.
+    placed = place_groups(place_groups(groups, windows), faults)
+    lines = describe(placed, page.facts.timeline.origin)
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    return f'<h3>In runs</h3><ul class="runs">{items}</ul>'
+
+
+def _anomalies(page: Page, spans: Sequence[Span] = ()) -> str:
     v = page.choice.verdict
     total = sum(v.anomaly_counts.values())
     origin = page.facts.timeline.origin
@@ -255,7 +278,8 @@ def _anomalies(page: Page) -> str:
         else ""
     )
     return (
-        f'<section id="anomalies"><h2>Anomalies ({total:,})</h2>{capped}'
+        f'<section id="anomalies"><h2>Anomalies ({total:,})</h2>{_anomaly_runs(page, spans)}'
+        f"{capped}"
         '<table class="anomalies"><thead><tr><th>Type</th><th>Node</th><th>Writer</th>'
         "<th>Seq</th><th>Server identity</th><th>When</th><th>Evidence</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></section>"

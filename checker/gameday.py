@@ -415,6 +415,10 @@ class GameDay:
             summary["anomaly_counts"] = {
                 k: v for k, v in (verdict.get("anomaly_counts") or {}).items() if v
             }
+            from checker.findings import gameday_fields  # issue 14: runs, deviated
+
+            chaos_journal = folder / "journal.json"
+            summary.update(gameday_fields(verdict, chaos_journal, summary["chaos_status"]))
             summary["report"] = self._report(checker, folder)
         except CheckerError as exc:
             summary["valid"] = "unknown"

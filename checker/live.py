@@ -345,9 +345,19 @@ class LiveAnalysis:
         full verdict's exact counts (its examples are capped).
         """
         since = [a for key, a in self.anomalies.items() if self.flagged_at.get(key, 0.0) >= started]
+        if any(f.detector == "verify" for f in full.failures):
+            # The verification could not finish (the primary unreachable...): it judged no
+            # server, so everything the live analysis found stays, evidence and all (the
+            # journal-only types it did judge, from the journal).
+            since = [a for a in self.anomalies.values() if a.type not in _JOURNAL_ONLY]
+            if full.counts.attempted == 0:
+                full = merge([full, build_verdict([], counts=self._verdict().counts)])
         if not since and not self.failures:
             return full
         return merge([full, build_verdict(since, failures=self.failures)])
+
+
+_JOURNAL_ONLY = frozenset({"split_brain", "stale", "non_monotonic", "bank_total"})
 
 
 def node_verdicts(nodes: Iterable[str]) -> dict[str, NodeVerdict]:

@@ -6,6 +6,8 @@ Tables (names configurable, validated as identifiers):
 - `accounts`: the bank workload; the sum of balances is invariant.
 - `heartbeat`: one row rewritten every 10 ms on the primary (pt-heartbeat style) for lag.
 - `chaos_marker`: the steady-state probe's marker rows (`probes.mysql.marker_write_read`).
+- `run_writer`: the registry: every run's writer ids, registered on the primary before the
+  run's first write, so that verification can tell a row no checker wrote.
 
 docs/grants.md explains every grant of the checker's user.
 """
@@ -31,9 +33,17 @@ class Names:
     accounts: str = "accounts"
     heartbeat: str = "heartbeat"
     marker: str = "chaos_marker"
+    registry: str = "run_writer"
 
     def __post_init__(self) -> None:
-        for value in (self.database, self.ledger, self.accounts, self.heartbeat, self.marker):
+        for value in (
+            self.database,
+            self.ledger,
+            self.accounts,
+            self.heartbeat,
+            self.marker,
+            self.registry,
+        ):
             quote_ident(value)
 
     def q(self, table: str) -> str:
@@ -67,6 +77,12 @@ def ddl(names: Names) -> list[str]:
             id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
             marker VARCHAR(64) NOT NULL,
             written_at DATETIME(6) NOT NULL
+        ) ENGINE=InnoDB""",
+        f"""CREATE TABLE IF NOT EXISTS {names.q("registry")} (
+            writer_id VARCHAR(64) NOT NULL PRIMARY KEY,
+            run_id VARCHAR(64) NOT NULL,
+            registered_at DATETIME(6) NOT NULL,
+            KEY run (run_id)
         ) ENGINE=InnoDB""",
     ]
 
@@ -122,6 +138,29 @@ def setup(
     finally:
         conn.close()
     return {"database": names.database, "flavor": info.flavor, "user": created}
+
+
+def register_writers(
+    conn: Any, endpoint: Endpoint, names: Names, run_id: str, writer_ids: list[str]
+) -> bool:
+    """Register a run's writer ids in the registry table (on the primary, replicated), before
+    its first write. False: the table does not exist (tables set up before the registry):
+    the run goes on, and verification says it cannot tell unregistered writers' rows."""
+    rows = [(w, run_id) for w in writer_ids]
+    try:
+        with conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT IGNORE INTO {names.q('registry')} (writer_id, run_id, registered_at) "
+                "VALUES (%s, %s, NOW(6))",
+                rows,
+            )
+        conn.commit()
+    except pymysql.err.MySQLError as exc:
+        err = mysql.classify(exc, endpoint)
+        if isinstance(err, SchemaError):
+            return False
+        raise err from None
+    return True
 
 
 def _run(cur: Any, stmt: str, endpoint: Endpoint) -> None:

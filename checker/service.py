@@ -93,6 +93,11 @@ class Service:
             self.live.flavor = info.flavor
             schema.check_access(conn, s.writer, s.names)
             schema.check_monitor(conn, s.writer, info.flavor, info.version)
+            registered = schema.register_writers(
+                conn, s.writer, s.names, self.journal.info.run_id, self.writer_ids
+            )
+            if not registered:
+                log.warning("writer_registry_missing", table=s.names.q("registry"))
         finally:
             conn.close()
         if "bank" in s.workloads:

@@ -25,13 +25,16 @@
 The journal's expected aggregates are cached next to it (`<journal>.verify-cache`) and only
 brought up to date by later verifications: a journal is append-only.
 
-Only rows of this journal's run count: their writer ids start with `<run_id>-`. Rows of other
-runs are counted per node (`foreign_rows`), never judged. docs/verification.md has the rest.
+Nodes are compared with each other over every row (ledger, accounts, chaos markers), whoever
+wrote it. The journal judges only rows of this journal's run (writer ids `<run_id>-...`); rows
+of other registered runs are counted per node (`foreign_rows`), rows of writers no run
+registered are `unexpected`. docs/verification.md has the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import operator
 import threading
@@ -49,7 +52,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pymysql
 
 from checker import _logging, mysql
-from checker.core import bank, gtid, ledger, primaries, replicas
+from checker.core import bank, gtid, ledger, primaries, replicas, runs
 from checker.core.analysis import ChunkCheck, check_chunk, verdict_from_chunks
 from checker.core.history import Attempt, BankObservation, Key, Outcome, Read, Row
 from checker.core.verdict import (
@@ -61,8 +64,17 @@ from checker.core.verdict import (
     Validity,
     Verdict,
     build_verdict,
+    merge,
+    place_groups,
 )
-from checker.errors import AuthError, CheckerError, DatabaseError, GrantError, VerifyError
+from checker.errors import (
+    AuthError,
+    CheckerError,
+    DatabaseError,
+    GrantError,
+    SchemaError,
+    VerifyError,
+)
 from checker.journal import Journal
 from checker.mysql import Endpoint, ServerInfo
 from checker.schema import Names
@@ -108,6 +120,7 @@ _ATTEMPT_COLUMNS = (
     "writer_id, seq, payload_sha256, outcome, invoke_wall, complete_wall, invoke_mono, "
     "complete_mono, server, node, row_id, error"
 )
+_MARKER = "id, marker, written_at"
 _ROW_TEXT = "row_id || '#' || writer_id || '#' || seq || '#' || payload_sha256"
 _MAX_ID = 2**63 - 1
 _GRAIN = 1000
@@ -207,6 +220,8 @@ class Verification:
     fetched_rows: int = 0
     seconds: float = 0.0
     phases: Mapping[str, float] = field(default_factory=dict)
+    registry: str | None = None
+    started_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The core's verdict JSON, with foreign row counts in the node entries and a
@@ -225,6 +240,7 @@ class Verification:
             "fetched_rows": self.fetched_rows,
             "seconds": round(self.seconds, 3),
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
+            "registry": self.registry,
             "nodes": {name: r.to_dict() for name, r in sorted(self.nodes.items())},
         }
         return data
@@ -244,14 +260,16 @@ def target_from_settings(settings: Settings) -> Target:
 # -- MySQL side ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Aggregate:
-    """One node's aggregates over one id range of this run's rows; `row` and `bad` only where
-    the row hash was asked for."""
+    """One node's aggregates over one id range: `all` rows and their `copy` hash (every row,
+    whoever wrote it: nodes are compared on these), `mine` this run's rows; `row` and `bad`
+    (this run's rows only) where the row hash was asked for."""
 
     mine: int
     copy: int
     row: int | None
     bad: int | None
     seconds: float
+    all: int = 0
 
 
 class _Node:
@@ -335,26 +353,31 @@ class _Node:
         return (None if lo is None else int(lo), None if hi is None else int(hi))
 
     def aggregate(self, lo: int, hi: int, *, with_row_hash: bool, filtered: bool) -> _Aggregate:
-        """Count and hashes of this run's rows in lo..hi. Unless `filtered`, the table is
-        taken to hold no other run's rows (checked before: the filter costs per row)."""
-        mine = f" AND {_MINE}" if filtered else ""
+        """Count and copy hash of every row in lo..hi (nodes are compared on these, whoever
+        wrote the rows), and this run's count and hashes. Unless `filtered`, the table is taken
+        to hold no other run's rows (checked before: telling them apart costs per row)."""
         cols = ["COUNT(*)", f"COALESCE(BIT_XOR({COPY_HASH_SQL}), 0)"]
+        mine = f"({_MINE})"
+        if filtered:
+            cols.append(f"COALESCE(SUM({mine}), 0)")
         if with_row_hash:
+            row_hash_sql = f"IF({mine}, {ROW_HASH_SQL}, 0)" if filtered else ROW_HASH_SQL
+            bad_sql = f"{mine} AND {BAD_PAYLOAD_SQL}" if filtered else BAD_PAYLOAD_SQL
             cols += [
-                f"COALESCE(BIT_XOR({ROW_HASH_SQL}), 0)",
-                f"COALESCE(SUM({BAD_PAYLOAD_SQL}), 0)",
+                f"COALESCE(BIT_XOR({row_hash_sql}), 0)",
+                f"COALESCE(SUM({bad_sql}), 0)",
             ]
-        sql = (
-            f"SELECT {', '.join(cols)} FROM {self.ledger} WHERE id BETWEEN %(lo)s AND %(hi)s{mine}"
-        )
+        sql = f"SELECT {', '.join(cols)} FROM {self.ledger} WHERE id BETWEEN %(lo)s AND %(hi)s"
         started = time.monotonic()
         found = self.rows(sql, {**self.params, "lo": lo, "hi": hi})[0]
+        rest = list(found[3:] if filtered else found[2:])
         return _Aggregate(
-            mine=int(found[0]),
+            mine=int(found[2]) if filtered else int(found[0]),
             copy=int(found[1]),
-            row=int(found[2]) if with_row_hash else None,
-            bad=int(found[3]) if with_row_hash else None,
+            row=int(rest[0]) if with_row_hash else None,
+            bad=int(rest[1]) if with_row_hash else None,
             seconds=time.monotonic() - started,
+            all=int(found[0]),
         )
 
     def foreign_rows(self) -> int:
@@ -368,12 +391,62 @@ class _Node:
         return int(found or 0)
 
     def fetch(self, lo: int, hi: int) -> list[Row]:
-        """This run's rows with ids in `lo..hi`, in id order, with the payload's SHA-256."""
+        """Every row with ids in `lo..hi` (any writer's), in id order, with the payload's
+        SHA-256: nodes are compared row by row, and the caller keeps this run's for the
+        journal's detectors."""
         sql = (
             f"SELECT id, writer_id, seq, SHA2(payload, 256), checksum FROM {self.ledger} "
-            f"WHERE id BETWEEN %(lo)s AND %(hi)s AND {_MINE} ORDER BY id"
+            "WHERE id BETWEEN %(lo)s AND %(hi)s ORDER BY id"
         )
         return [_row(r) for r in self.rows(sql, {**self.params, "lo": lo, "hi": hi})]
+
+    # -- the writer registry and the small tables ----------------------------------------------
+    def registered_writers(self, table: str) -> set[str] | None:
+        """Every registered writer id; None: the registry table does not exist (old tables)."""
+        try:
+            return {str(w) for (w,) in self.rows(f"SELECT writer_id FROM {table}")}
+        except SchemaError:
+            return None
+
+    def distinct_writers(self, seeks: int = 200) -> list[str]:
+        """Every writer id in the table: one seek of the (writer_id, seq) index per writer,
+        not a pass over the rows. Past `seeks` writers, `SELECT DISTINCT` (a loose index scan
+        when the optimizer's statistics are fresh, a scan of the index otherwise)."""
+        found: list[str] = []
+        last: str | None = None
+        for _ in range(seeks):
+            if last is None:
+                value = self.value(f"SELECT MIN(writer_id) FROM {self.ledger}")
+            else:
+                value = self.value(
+                    f"SELECT MIN(writer_id) FROM {self.ledger} WHERE writer_id > %s", (last,)
+                )
+            if value is None:
+                return sorted(set(found))
+            last = str(value)
+            found.append(last)
+        rows = self.rows(f"SELECT DISTINCT writer_id FROM {self.ledger}")
+        return sorted({str(w) for (w,) in rows})
+
+    def writer_rows(self, writer_id: str, lo: int, hi: int) -> list[tuple[int, str, int]]:
+        found = self.rows(
+            f"SELECT id, writer_id, seq FROM {self.ledger} WHERE writer_id = %s "
+            "AND id BETWEEN %s AND %s ORDER BY id",
+            (writer_id, lo, hi),
+        )
+        return [(int(i), str(w), int(q)) for i, w, q in found if str(w) == writer_id]
+
+    def table_checksum(self, table: str, columns: str) -> tuple[int, int]:
+        n, x = self.rows(
+            f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS('#', {columns}))), 0) FROM {table}"
+        )[0]
+        return int(n), int(x)
+
+    def table_rows(self, table: str, columns: str) -> list[tuple[Any, ...]]:
+        return [
+            tuple(str(v) if not isinstance(v, int) else v for v in r)
+            for r in self.rows(f"SELECT {columns} FROM {table} ORDER BY id")
+        ]
 
     def fetch_keys(self, writer_id: str, seqs: Sequence[int]) -> list[Row]:
         marks = ", ".join(["%s"] * len(seqs))
@@ -1074,6 +1147,10 @@ class _Run:
         self.db = _JournalDB(journal)
         self.expect: _Expectations | None = None
         self.suspects: dict[str, set[int]] = {}
+        self.registry: str | None = None
+        self.unregistered_rows: dict[str, int] = {}
+        self.live = False
+        self.resettled: set[str] = set()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -1323,11 +1400,11 @@ class _Run:
         differing = tuple(
             name
             for name, agg in aggs.items()
-            if name != self.primary.name and (agg.mine, agg.copy) != (ref.mine, ref.copy)
+            if name != self.primary.name and (agg.all, agg.copy) != (ref.all, ref.copy)
         )
         if not journal_differs and not differing:
             return
-        sizes = [agg.mine for agg in aggs.values()] + ([expected[0]] if expected else [])
+        sizes = [agg.all for agg in aggs.values()] + ([expected[0]] if expected else [])
         self.drill(lo, hi, journal_differs, differing, max(sizes))
 
     # -- 4. drill-down --------------------------------------------------------------------------
@@ -1350,8 +1427,11 @@ class _Run:
     def leaf(self, lo: int, hi: int, journal_differs: bool, differing: tuple[str, ...]) -> None:
         """Fetch one small range and judge its rows with the core's detectors."""
         assert self.primary is not None  # noqa: S101 - set before this step
-        primary_rows = self._fetch(self.primary, lo, hi)
-        theirs = {n: self._fetch(self.nodes[n], lo, hi) for n in differing if self.nodes[n].ok}
+        primary_all = self._fetch(self.primary, lo, hi)
+        theirs_all = {n: self._fetch(self.nodes[n], lo, hi) for n in differing if self.nodes[n].ok}
+        # The journal's detectors judge this run's rows; nodes are compared on every row.
+        primary_rows = self._mine(primary_all)
+        theirs = {n: self._mine(rows) for n, rows in theirs_all.items()}
         expected = self.db.acked_in(lo, hi)
         lookup = self.db.lookup(_odd_keys([primary_rows, *theirs.values()], expected))
         for writer, seq in _odd_keys([primary_rows], expected):
@@ -1360,10 +1440,42 @@ class _Run:
             self.checks.append(
                 check_chunk(self.primary.name, primary_rows, expected, lookup, lo=lo, hi=hi)
             )
-        for name, rows in theirs.items():
+        for name, fetched in theirs_all.items():
+            reference, rows = primary_all, fetched
+            if self.live and rows != primary_all:
+                reference, rows = self._settled_rows(name, lo, hi, (primary_all, fetched))
+            if not self.nodes[name].ok:
+                continue
             self.anomalies.extend(
-                self._replica_findings(name, primary_rows, rows, expected, lookup, lo, hi)
+                self._replica_findings(
+                    name, reference, rows, self._mine(rows), expected, lookup, lo, hi
+                )
             )
+
+    def _settled_rows(
+        self, name: str, lo: int, hi: int, first: tuple[list[Row], list[Row]]
+    ) -> tuple[list[Row], list[Row]]:
+        """During a live run another run's transaction may commit on the primary after the
+        GTID target was taken, with an id below the horizon: let the replica reach the
+        primary's position of now (once per node, a few seconds at most), then read both
+        again. This run's own rows are settled already."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        node = self.nodes[name]
+        if name not in self.resettled:
+            self.resettled.add(name)
+            try:
+                node.wait_executed(self.primary.gtid_position(), min(5.0, self.options.timeout))
+            except DatabaseError as exc:
+                self.lose(node, exc, "waiting for the primary's current position")
+        if not node.ok:
+            return first
+        return self._fetch(self.primary, lo, hi), self._fetch(node, lo, hi)
+
+    def _mine(self, rows: list[Row]) -> list[Row]:
+        prefix = self.prefix
+        if all(r[1].startswith(prefix) for r in rows):
+            return rows
+        return [r for r in rows if r[1].startswith(prefix)]
 
     def _fetch(self, node: _Node, lo: int, hi: int) -> list[Row]:
         try:
@@ -1379,20 +1491,22 @@ class _Run:
         name: str,
         reference: Sequence[Row],
         rows: Sequence[Row],
+        mine: Sequence[Row],
         expected: Sequence[Attempt],
         lookup: Mapping[Key, Attempt],
         lo: int,
         hi: int,
     ) -> list[Anomaly]:
-        """How a caught-up replica's rows differ from the primary's. A difference the ledger
-        detectors explain on the replica itself (a corrupted payload, a duplicate, a row never
-        attempted) is reported as that; any other difference is `divergent`."""
+        """How a caught-up replica's rows (every writer's) differ from the primary's. A
+        difference the ledger detectors explain on the replica's rows of this run (a corrupted
+        payload, a duplicate, a row never attempted) is reported as that; any other difference,
+        whoever wrote the row, is `divergent`."""
         assert self.primary is not None  # noqa: S101 - set before this step
         divergent = replicas.divergent_rows(reference, rows, node=name, reference=self.primary.name)
         if not divergent:
             return []
         differing = {int(a.evidence["id"]) for a in divergent}
-        own = check_chunk(name, rows, expected, lookup, lo=lo, hi=hi)
+        own = check_chunk(name, mine, expected, lookup, lo=lo, hi=hi)
         self.failures.extend(own.failures)
         explained: list[Anomaly] = []
         covered: set[int] = set()
@@ -1438,6 +1552,87 @@ class _Run:
                     self.lose(self.primary, exc, "grouping duplicates")
         self.anomalies.extend(ledger.duplicated_groups(self.primary.name, groups))
 
+    def unregistered(self) -> None:
+        """Rows on the primary whose writer belongs to no registered run: no checker wrote
+        them (`unexpected`, reason `unregistered_writer`). A loose index scan lists the
+        writers; only an unregistered writer's rows are read. The registry is read after the
+        writers, so a run that starts meanwhile (it registers before its first write) is in it.
+        Without the registry table (set up before it existed), this cannot be told."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        if self.id_range is None:
+            self.registry = "checked"
+            return
+        lo, hi = self.id_range
+        try:
+            writers = [w for w in self.primary.distinct_writers() if not w.startswith(self.prefix)]
+            known = self.primary.registered_writers(self.target.names.q("registry"))
+            if known is None:
+                self.registry = (
+                    f"no registry table {self.target.names.q('registry')}: rows of writers no "
+                    "checker registered cannot be told from other runs' rows (run `checker setup`)"
+                )
+                return
+            found: list[tuple[int, str, int]] = []
+            for writer in writers:
+                if writer not in known:
+                    found += self.primary.writer_rows(writer, lo, hi)
+        except DatabaseError as exc:
+            self.lose(self.primary, exc, "reading the writer registry")
+            return
+        self.registry = "checked"
+        if found:
+            self.unregistered_rows[self.primary.name] = len(found)
+        self.anomalies.extend(ledger.unregistered(self.primary.name, found))
+
+    def small_tables(self) -> None:
+        """The bank's accounts and the chaos markers, every row, each caught-up replica against
+        the primary: one checksum per table and node; rows are read only where they differ.
+
+        Not during a live run (both change all the time): at the end of a run and offline. A
+        difference is read twice: the replica first waits (a few seconds at most) for the
+        primary's position at that moment, so that a row written in between is not taken for a
+        divergence."""
+        assert self.primary is not None  # noqa: S101 - set before this step
+        primary = self.primary
+        names = self.target.names
+        for table, columns in ((names.q("accounts"), "id, balance"), (names.q("marker"), _MARKER)):
+            others = [n for n in self.compared() if n is not primary]
+            if not others:
+                return
+            sums = self.each([primary, *others], functools.partial(_table_sum, table, columns))
+            ref = sums.get(primary.name)
+            if isinstance(ref, DatabaseError):
+                self.lose(primary, ref, f"checksumming {table}")
+                return
+            for node in others:
+                mine = sums.get(node.name)
+                if isinstance(mine, DatabaseError):
+                    self.lose(node, mine, f"checksumming {table}")
+                elif mine != ref:
+                    self._table_rows(node, table, columns)
+
+    def _table_rows(self, node: _Node, table: str, columns: str) -> None:
+        assert self.primary is not None  # noqa: S101 - set before this step
+        try:
+            position = self.primary.gtid_position()
+            node.wait_executed(position, min(5.0, self.options.timeout))
+            theirs = node.table_rows(table, columns)
+        except DatabaseError as exc:
+            self.lose(node, exc, f"reading {table}")
+            return
+        try:
+            reference = self.primary.table_rows(table, columns)
+        except DatabaseError as exc:
+            self.lose(self.primary, exc, f"reading {table}")
+            return
+        self.fetched += len(theirs) + len(reference)
+        short = table.rsplit(".", 1)[-1].strip("`")
+        self.anomalies.extend(
+            replicas.divergent_table_rows(
+                short, reference, theirs, node=node.name, reference=self.primary.name
+            )
+        )
+
     def bank_totals(self, expected: int) -> None:
         finals: dict[str, int | None] = {}
         reachable = [n for n in self.nodes.values() if n.conn is not None]
@@ -1469,10 +1664,21 @@ class _Run:
                 gtid=self.gtids.get(name),
                 caught_up=True if node is self.primary else (name in self.caught_up),
                 rows=rows,
-                foreign_rows=self.foreign.get(name),
+                foreign_rows=_registered_foreign(
+                    self.foreign.get(name), self.unregistered_rows.get(name, 0)
+                ),
                 reason=reason,
             )
         return out
+
+
+def _table_sum(table: str, columns: str, node: _Node) -> tuple[int, int]:
+    return node.table_checksum(table, columns)
+
+
+def _registered_foreign(foreign: int | None, unregistered: int) -> int | None:
+    """Other registered runs' rows: the unregistered writers' are reported `unexpected`."""
+    return None if foreign is None else max(0, foreign - unregistered)
 
 
 def _next_size(size: int, seconds: float, o: Options) -> int:
@@ -1597,7 +1803,8 @@ def verify(
             history_thread.join()
         run.close()
     result = Verification(
-        verdict=verdict,
+        verdict=placed(verdict, journal),
+        started_at=journal.info.created_at,
         run_id=run.run_id,
         primary=run.primary.name if run.primary else None,
         nodes=dict(run.reports),
@@ -1608,9 +1815,125 @@ def verify(
         fetched_rows=run.fetched,
         seconds=time.monotonic() - started,
         phases=dict(run.phases),
+        registry=run.registry,
     )
     _log_summary(result, summary)
     return result
+
+
+HISTORY_TYPES = frozenset({"split_brain", "stale", "non_monotonic", "bank_total"})
+"""Anomaly types judged from the journal alone: found even when no server can be read."""
+
+
+def unfinished(
+    target: Target,
+    journal: Journal,
+    reason: str,
+    options: Options | None = None,
+    *,
+    recorded: bool = True,
+) -> Verification:
+    """What can still be said when a verification cannot finish (the primary unreachable or
+    failing): the journal's counts, the journal's own checks (split brain, stale and
+    non-monotonic reads, bank observations), and the findings of the last verification the
+    checker journaled (the live analysis' lost writes among them; `recorded=False` leaves
+    them to the caller, the running checker, which holds them itself), every node `unknown`
+    with `reason`. INVALID if anything was found (INVALID dominates UNKNOWN), else UNKNOWN."""
+    o = options or Options()
+    started = time.monotonic()
+    bank_meta = journal.meta("bank_total")
+    history = _History()
+    _history(journal, o.lag_bound, int(bank_meta) if bank_meta is not None else None, history)
+    db = _JournalDB(journal)
+    try:
+        counts = db.counts(history.outcomes or db.outcomes())
+    finally:
+        db.close()
+    nodes = {
+        name: NodeVerdict(Validity.UNKNOWN, None, None, None, reason)
+        for name in sorted(target.nodes)
+    }
+    parts = [
+        build_verdict(
+            history.found,
+            counts=counts,
+            nodes=nodes,
+            failures=[Failure("verify", reason), *history.failures],
+            cap=o.cap,
+        )
+    ]
+    last = _last_recorded(journal) if recorded else None
+    if last is not None:
+        parts.append(last)
+    verdict = merge(parts, cap=o.cap)
+    return Verification(
+        verdict=placed(verdict, journal),
+        started_at=journal.info.created_at,
+        run_id=journal.info.run_id,
+        primary=target.primary,
+        nodes={name: NodeReport(name=name, role="unknown", reason=reason) for name in target.nodes},
+        seconds=time.monotonic() - started,
+    )
+
+
+def activity_windows(journal: Journal) -> list[tuple[str, float, float | None]]:
+    """The chaos activities' windows the journal's annotations record (`POST /annotations`:
+    a start and an end per name; an end never sent leaves the window open)."""
+    try:
+        rows = sorted(journal.rows("annotations"), key=lambda r: float(r["time"]))
+    except Exception:  # noqa: BLE001 - an older journal without annotations: no windows
+        return []
+    open_: dict[str, float] = {}
+    windows: list[tuple[str, float, float | None]] = []
+    for r in rows:
+        name, phase, t = str(r["name"]), str(r["phase"]), float(r["time"])
+        if phase == "start":
+            open_[name] = t
+        elif name in open_:
+            windows.append((name, open_.pop(name), t))
+    windows += [(name, t, None) for name, t in open_.items()]
+    return windows
+
+
+def placed(verdict: Verdict, journal: Journal) -> Verdict:
+    """The verdict with each anomaly group placed on the chaos timeline (`Group.activity`)."""
+    if not verdict.groups:
+        return verdict
+    return replace(verdict, groups=place_groups(verdict.groups, activity_windows(journal)))
+
+
+def group_lines(verdict: Verdict, start: float | None = None) -> list[str]:
+    """The verdict's anomaly groups in words (`checker.core.runs.describe`)."""
+    return runs.describe(verdict.groups, start)
+
+
+def _last_recorded(journal: Journal) -> Verdict | None:
+    """The findings of the last verdict the running checker journaled (without its counts
+    and its journal-only findings, which `unfinished` computes afresh): what was observed
+    while the servers could still be read."""
+    try:
+        rows = journal.rows("verifications")
+    except Exception:  # noqa: BLE001 - an older journal without them: nothing recorded
+        return None
+    last = None
+    for row in rows:
+        last = row
+    if last is None or not last.get("verdict"):
+        return None
+    try:
+        v = Verdict.from_json(str(last["verdict"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+    kept = [a for a in v.anomalies if a.type not in HISTORY_TYPES]
+    groups = tuple(g for g in v.groups if g.type not in HISTORY_TYPES)
+    return replace(
+        v,
+        counts=Counts(),
+        anomaly_counts={k: (0 if k in HISTORY_TYPES else n) for k, n in v.anomaly_counts.items()},
+        anomalies=tuple(kept),
+        groups=groups,
+        nodes={n: replace(nv, rows=None) for n, nv in v.nodes.items()},
+    )
 
 
 def _servers_side(
@@ -1622,6 +1945,7 @@ def _servers_side(
     assert primary is not None  # noqa: S101 - found before this step
     horizon = primary.id_bounds()[1]
     live_since = time.time() if live is not None else None
+    run.live = live is not None
     live_seqs = None
     if live is not None:
         # Read before settling: everything up to these seqs is on disk once `settle` returns,
@@ -1647,6 +1971,11 @@ def _servers_side(
             run.bank_totals(bank_expected)
     with run.phase("duplicates"):
         run.duplicates()
+    with run.phase("registry"):
+        run.unregistered()
+    if live is None:
+        with run.phase("tables"):
+            run.small_tables()
     return live_seqs
 
 
@@ -1685,9 +2014,20 @@ def verify_service(service: Service) -> Verdict:
         return verify(
             target, service.journal, options, live=run if live else None, summary=False
         ).verdict
-    except CheckerError as exc:
+    except (AuthError, GrantError) as exc:
         log.warning("verification_failed", error=str(exc))
         return _failed(str(exc))
+    except CheckerError as exc:
+        # The primary unreachable or failing: the journal can still speak (its counts, its
+        # own checks); the service adds what its live analysis saw (`merge_full`).
+        log.warning("verification_failed", error=str(exc))
+        try:
+            target = target_from_settings(settings)
+            return unfinished(target, service.journal, str(exc), options, recorded=False).verdict
+        except Exception:
+            # Fall back to the bare unknown.
+            log.exception("verification_fallback_crashed")
+            return _failed(str(exc))
     except Exception as exc:
         # A crashed verification is unknown, never valid (and never a crash of the service).
         log.exception("verification_crashed")
@@ -1746,9 +2086,15 @@ def summary_lines(result: Verification) -> list[str]:
         extra = f", {foreign} foreign" if foreign else ""
         why = f": {node.reason}" if node.reason else ""
         lines.append(f"  {name:10} {node.role or '-':8} {state:8} rows {rows}{extra}{why}")
+    if result.registry not in (None, "checked"):
+        lines.append(f"  cannot tell: {result.registry}")
     counted = {k: n for k, n in v.anomaly_counts.items() if n}
     if counted:
         lines.append("  anomalies: " + ", ".join(f"{k} {n}" for k, n in counted.items()))
+        runs = group_lines(v, result.started_at)
+        if runs:
+            lines.append("  in runs:")
+            lines.extend(f"    {line}" for line in runs[:20])
         lines.extend(f"    {_describe(a)}" for a in v.anomalies[:20])
         if len(v.anomalies) > 20:
             lines.append(

@@ -10,10 +10,16 @@ from typing import Any, TextIO
 import click
 
 from checker import _logging
-from checker.errors import ConfigError
+from checker.errors import AuthError, ConfigError, DatabaseError, GrantError, VerifyError
 from checker.journal import Journal
 from checker.settings import Settings, build, connection_options, parse_nodes
-from checker.verify import Options, Verification, summary_lines, target_from_settings
+from checker.verify import (
+    Options,
+    Verification,
+    summary_lines,
+    target_from_settings,
+    unfinished,
+)
 from checker.verify import verify as run_verification
 
 EXIT_FOR: dict[bool | str, int] = {True: 0, False: 1, "unknown": 2}
@@ -81,6 +87,15 @@ def verify(
         )
         try:
             result = run_verification(target, journal, options)
+        except (AuthError, GrantError):
+            raise
+        except (VerifyError, DatabaseError) as exc:
+            if not as_json:
+                raise
+            # --json always prints a verdict: what the journal still tells, every node
+            # unknown with the reason; the error line goes to stderr as without --json.
+            click.echo(f"checker: error: {exc}", err=True)
+            result = unfinished(target, journal, str(exc), options)
         finally:
             progress.done()
     finally:

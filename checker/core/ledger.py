@@ -39,6 +39,7 @@ __all__ = [
     "match_rows",
     "recovered",
     "unexpected",
+    "unregistered",
 ]
 
 _row_id = attrgetter("row_id")
@@ -282,6 +283,15 @@ def unexpected(match: Match, lookup: Mapping[Key, Attempt]) -> list[Anomaly]:
             continue
         found.append(Anomaly("unexpected", match.node, row[1], row[2], evidence))
     return found
+
+
+def unregistered(node: str, rows: Iterable[tuple[int, str, int]]) -> list[Anomaly]:
+    """Rows `(id, writer_id, seq)` whose writer belongs to no registered run: no checker wrote
+    them, whatever their seq says."""
+    return [
+        Anomaly("unexpected", node, writer, seq, {"id": row_id, "reason": "unregistered_writer"})
+        for row_id, writer, seq in sorted(rows)
+    ]
 
 
 def recovered(match: Match, lookup: Mapping[Key, Attempt]) -> list[Recovery]:

@@ -22,6 +22,7 @@ from checker.core.verdict import Anomaly
 __all__ = [
     "divergent_chunks",
     "divergent_rows",
+    "divergent_table_rows",
     "errant",
     "non_monotonic",
     "stale",
@@ -66,6 +67,37 @@ def divergent_rows(
         evidence["reference_row"] = None if ref_row is None else list(ref_row)
         evidence["row"] = None if our_row is None else list(our_row)
         found.append(Anomaly("divergent", node, shown[1], shown[2], evidence))
+    return found
+
+
+def divergent_table_rows(
+    table: str,
+    reference_rows: Sequence[tuple[Any, ...]],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    node: str,
+    reference: str,
+) -> list[Anomaly]:
+    """One anomaly per id where a small table's rows (the bank's accounts, the chaos markers:
+    tuples whose first value is the id) differ on `node` from the reference node's. No writer
+    owns these rows: `writer_id` and `seq` are None, the evidence names the table."""
+    if list(rows) == list(reference_rows):
+        return []
+    ref_by_id = {r[0]: r for r in set(reference_rows) - set(rows)}
+    our_by_id = {r[0]: r for r in set(rows) - set(reference_rows)}
+    found = []
+    for row_id in sorted(ref_by_id.keys() | our_by_id.keys()):
+        ref_row, our_row = ref_by_id.get(row_id), our_by_id.get(row_id)
+        kind = "missing" if our_row is None else "extra" if ref_row is None else "differs"
+        evidence: dict[str, Any] = {
+            "table": table,
+            "id": row_id,
+            "reference": reference,
+            "kind": kind,
+            "reference_row": None if ref_row is None else list(ref_row),
+            "row": None if our_row is None else list(our_row),
+        }
+        found.append(Anomaly("divergent", node, None, None, evidence))
     return found
 
 

@@ -21,12 +21,15 @@ __all__ = [
     "Anomaly",
     "Counts",
     "Failure",
+    "Group",
     "NodeVerdict",
     "Recovery",
     "Validity",
     "Verdict",
     "build_verdict",
+    "group_anomalies",
     "merge",
+    "place_groups",
 ]
 
 VERSION = 1
@@ -141,6 +144,157 @@ class Recovery:
         return cls(data["node"], data["writer_id"], data["seq"], data.get("row_id"))
 
 
+_TIME_KEYS = ("acked_at", "failed_at", "read_at", "time")
+_SERVER_KEYS = ("acked_by", "server")
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Anomalies of one type, on one node, of one writer, acknowledged (or seen) by one server
+    identity: how many, their seq, row id and time ranges, and the chaos activity whose window
+    the first of them arose in (`place_groups`). Exact: built from every anomaly, not from the
+    capped examples. `table` names the small table of a divergence outside the ledger."""
+
+    type: str
+    node: str | None
+    writer_id: str | None
+    server: str | None
+    count: int
+    seq_first: int | None = None
+    seq_last: int | None = None
+    id_first: int | None = None
+    id_last: int | None = None
+    time_first: float | None = None
+    time_last: float | None = None
+    activity: str | None = None
+    table: str | None = None
+
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (
+            self.type,
+            self.node or "",
+            self.writer_id or "",
+            self.server or "",
+            self.table or "",
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "node": self.node,
+            "writer_id": self.writer_id,
+            "server": self.server,
+            "count": self.count,
+            "seq": [self.seq_first, self.seq_last],
+            "ids": [self.id_first, self.id_last],
+            "time": [self.time_first, self.time_last],
+            "activity": self.activity,
+            "table": self.table,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Group:
+        seq = list(data.get("seq") or (None, None))
+        ids = list(data.get("ids") or (None, None))
+        t = list(data.get("time") or (None, None))
+        return cls(
+            data["type"],
+            data.get("node"),
+            data.get("writer_id"),
+            data.get("server"),
+            int(data.get("count", 0)),
+            seq[0],
+            seq[1],
+            ids[0],
+            ids[1],
+            t[0],
+            t[1],
+            data.get("activity"),
+            data.get("table"),
+        )
+
+
+def _lo(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _hi(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _join(a: Group, b: Group) -> Group:
+    return replace(
+        a,
+        count=a.count + b.count,
+        seq_first=_lo(a.seq_first, b.seq_first),
+        seq_last=_hi(a.seq_last, b.seq_last),
+        id_first=_lo(a.id_first, b.id_first),
+        id_last=_hi(a.id_last, b.id_last),
+        time_first=_lo(a.time_first, b.time_first),
+        time_last=_hi(a.time_last, b.time_last),
+        activity=a.activity if a.activity is not None else b.activity,
+    )
+
+
+def _one(a: Anomaly) -> Group:
+    ev = a.evidence
+    t = next((ev[k] for k in _TIME_KEYS if isinstance(ev.get(k), (int, float))), None)
+    if t is None and isinstance(ev.get("overlap"), list) and ev["overlap"]:
+        t = ev["overlap"][0]
+    server = next((str(ev[k]) for k in _SERVER_KEYS if ev.get(k)), None)
+    ids = [i for i in (ev.get("row_id"), ev.get("id")) if isinstance(i, int)]
+    if isinstance(ev.get("ids"), list):
+        ids += [i for i in ev["ids"] if isinstance(i, int)]
+    table = ev.get("table") if isinstance(ev.get("table"), str) else None
+    return Group(
+        a.type,
+        a.node,
+        a.writer_id,
+        server,
+        1,
+        a.seq,
+        a.seq,
+        min(ids) if ids else None,
+        max(ids) if ids else None,
+        None if t is None else float(t),
+        None if t is None else float(t),
+        None,
+        table,
+    )
+
+
+def _fold(groups: Iterable[Group]) -> tuple[Group, ...]:
+    found: dict[tuple[str, str, str, str, str], Group] = {}
+    for g in groups:
+        k = g.key()
+        found[k] = _join(found[k], g) if k in found else g
+    return tuple(sorted(found.values(), key=lambda g: (_TYPE_ORDER.get(g.type, 99), *g.key()[1:])))
+
+
+def group_anomalies(anomalies: Iterable[Anomaly]) -> tuple[Group, ...]:
+    """Anomalies as runs: one group per (type, node, writer, server identity, table)."""
+    return _fold(_one(a) for a in anomalies)
+
+
+def place_groups(
+    groups: Iterable[Group], windows: Iterable[tuple[str, float, float | None]]
+) -> tuple[Group, ...]:
+    """Name, for each group with a time, the activity whose window `(name, start, end)` (end
+    None: still open) held its first anomaly; the latest-starting one if several (the most
+    specific: a fault inside the experiment-wide window)."""
+    spans = sorted(windows, key=lambda w: w[1])
+    out = []
+    for g in groups:
+        t = g.time_first
+        hit = None
+        if t is not None:
+            for name, start, end in spans:
+                if start <= t and (end is None or t <= end):
+                    hit = name
+        out.append(replace(g, activity=hit) if hit is not None else g)
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
     """A detector (or a step it needs) that could not run, and why: the verdict is then unknown."""
@@ -231,6 +385,7 @@ class Verdict:
     recovered: tuple[Recovery, ...] = ()
     failures: tuple[Failure, ...] = ()
     cap: int = DEFAULT_CAP
+    groups: tuple[Group, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -243,6 +398,7 @@ class Verdict:
             "recovered": [r.to_dict() for r in self.recovered],
             "failures": [f.to_dict() for f in self.failures],
             "cap": self.cap,
+            "groups": [g.to_dict() for g in self.groups],
         }
 
     def to_json(self, *, indent: int | None = None) -> str:
@@ -264,6 +420,7 @@ class Verdict:
             recovered=tuple(Recovery.from_dict(r) for r in data.get("recovered") or ()),
             failures=tuple(Failure.from_dict(f) for f in data.get("failures") or ()),
             cap=int(data.get("cap", DEFAULT_CAP)),
+            groups=tuple(Group.from_dict(g) for g in data.get("groups") or ()),
         )
 
     @classmethod
@@ -387,6 +544,7 @@ def build_verdict(
         recovered=recovered_examples,
         failures=failure_list,
         cap=cap,
+        groups=group_anomalies(everything),
     )
 
 
@@ -438,4 +596,5 @@ def merge(verdicts: Iterable[Verdict], *, cap: int | None = None) -> Verdict:
         recovered=recovered_examples,
         failures=failure_list,
         cap=limit,
+        groups=_fold(g for v in parts for g in v.groups),
     )

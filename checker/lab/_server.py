@@ -276,7 +276,51 @@ def alive(pid: int | None) -> bool:
     except OSError:
         return False
     state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
+    if state not in ("Z", "X"):
+        return True
+    # A zombie thread-group leader whose other threads still run (a server whose main thread
+    # has returned while it shuts down): the process is not gone until they are.
+    return any(_task_alive(pid, tid) for tid in _tasks(pid) if tid != pid)
+
+
+def _tasks(pid: int) -> list[int]:
+    try:
+        return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except (OSError, ValueError):
+        return []
+
+
+def _task_alive(pid: int, tid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def running_with(needle: str) -> list[int]:
+    """Live processes with `needle` (a datadir option) on their command line: whatever the
+    state file says, a server still running on a datadir."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and _mentions(int(entry), needle) and alive(int(entry)):
+            found.append(int(entry))
+    return sorted(found)
+
+
+def _mentions(pid: int, needle: str) -> bool:
+    """`owns`, also for a zombie leader: its own command line reads empty, its live threads'
+    still show it."""
+    if owns(pid, needle):
+        return True
+    for tid in _tasks(pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/task/{tid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if needle in cmdline.decode(errors="replace"):
+            return True
+    return False
 
 
 def stopped(pid: int | None) -> bool:

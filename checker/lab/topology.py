@@ -507,15 +507,52 @@ class Lab:
         """Stop every process the lab started; keep data unless `purge`."""
         with self.locked():
             if not self.exists():
+                # No state (a start that crashed before saving it): servers may still run on
+                # the datadirs, found by their command lines.
+                stray = self._stop_strays()
+                if stray:
+                    raise LabError(
+                        f"servers still run on {self.dir / 'data'} after SIGKILL (pids "
+                        f"{', '.join(map(str, stray))}): not purging their data"
+                    )
                 if purge and self.dir.exists():
                     self._purge()
                 return {"stopped": [], "purged": purge}
             state = self.load()
             stopped = self._stop_all(state)
             self.save(state)
+            running = self._still_running(state)
+            if self._stop_strays():
+                running.append(f"other servers on {self.dir / 'data'}")
+            if running:
+                raise LabError(
+                    f"servers still run on {', '.join(running)} after SIGKILL: not "
+                    + ("purging their data; " if purge else "")
+                    + "stop them (see `checker lab status`) and run `checker lab down` again"
+                )
             if purge:
                 self._purge(state)
         return {"stopped": stopped, "purged": purge}
+
+    def _stop_strays(self) -> list[int]:
+        """Servers on this lab's datadirs that the state does not name (a pid lost when a
+        start crashed): terminated like the others; the pids that survive are returned."""
+        needle = f"--datadir={self.dir / 'data'}/"
+        for pid in _server.running_with(needle):
+            _server.terminate(pid, timeout=10)
+        return _server.running_with(needle)
+
+    def _still_running(self, state: dict[str, Any]) -> list[str]:
+        """Nodes with a server process still alive on their datadir (recorded or not): each
+        is terminated (SIGKILL after a timeout); those that survive even that are returned."""
+        left = []
+        for name, node in sorted(state["nodes"].items()):
+            needle = f"--datadir={node['datadir']}\0"
+            for pid in _server.running_with(needle):
+                _server.terminate(pid, timeout=10)
+            if _server.running_with(needle):
+                left.append(name)
+        return left
 
     def _stop_all(self, state: dict[str, Any]) -> list[str]:
         stopped: list[str] = []

@@ -69,6 +69,7 @@ def test_json_has_the_documented_shape_and_key_order() -> None:
         "recovered",
         "failures",
         "cap",
+        "groups",
     ]
     assert d["version"] == VERSION
     assert list(d["counts"]) == ["attempted", "ok", "failed", "indeterminate", "recovered"]

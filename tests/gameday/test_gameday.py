@@ -204,3 +204,101 @@ def test_the_kubernetes_plan_is_a_valid_plan(tmp_path: Path) -> None:
     plan = load_plan(write_plan(tmp_path / "plan.yaml", yaml.safe_load(text)))
     assert [e.name for e in plan.experiments] == ["kubelet-stop", "force-delete-pod"]
     assert plan.checker_url is not None and plan.checker_token is not None
+
+
+def test_a_deviated_steady_state_is_not_summarised_as_completed(lab: Lab, tmp_path: Path) -> None:
+    """chaostoolkit calls a run whose steady state failed afterwards `completed` (with
+    `deviated: true`): the game-day summary says `deviated`."""
+    flag = tmp_path / "flag"
+    flag.write_text("up\n")
+    experiment = tmp_path / "deviates.json"
+    experiment.write_text(
+        json.dumps(
+            {
+                "title": "the steady state deviates",
+                "description": "the method removes what the hypothesis checks",
+                "steady-state-hypothesis": {
+                    "title": "the flag file exists",
+                    "probes": [
+                        {
+                            "type": "probe",
+                            "name": "flag-exists",
+                            "tolerance": 0,
+                            "provider": {
+                                "type": "process",
+                                "path": "test",
+                                "arguments": ["-f", str(flag)],
+                            },
+                        }
+                    ],
+                },
+                "method": [
+                    {
+                        "type": "action",
+                        "name": "remove-the-flag",
+                        "provider": {
+                            "type": "process",
+                            "path": "rm",
+                            "arguments": ["-f", str(flag)],
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    plan = write_plan(
+        tmp_path / "plan.yaml",
+        {
+            "checker": {
+                "start": {"lab": str(lab.dir), "journal": str(tmp_path / "checker.sqlite")}
+            },
+            "experiments": [{"name": "deviates", "path": str(experiment), "timeout": 120}],
+            "results": {"dir": str(tmp_path / "results"), "keep": 5},
+        },
+    )
+    proc = subprocess.run(
+        [*CHECKER, "gameday", "--plan", str(plan), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+    )
+    (folder,) = [f for f in (tmp_path / "results").glob("*-deviates") if f.is_dir()]
+    chaos = json.loads((folder / "journal.json").read_text())
+    assert chaos["status"] == "completed" and chaos["deviated"] is True, proc.stderr[-3000:]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["chaos_status"] == "deviated", summary
+    assert summary["steady_state_deviated"] is True
+
+
+def test_the_summary_gives_anomaly_runs_on_the_experiment_clock() -> None:
+    """Lost writes placed in a fault's window come out as one line per run, timed from the
+    experiment's start, next to a plain `completed` status."""
+    from checker._report_chaos import load_chaos_journal
+    from checker.core.verdict import Anomaly, build_verdict, place_groups
+    from checker.findings import gameday_fields
+
+    chaos = ROOT / "tests" / "report" / "data" / "chaos-journal.json"
+    start = load_chaos_journal(chaos).start
+    assert start is not None
+    found = [
+        Anomaly(
+            "lost",
+            "mysql-2",
+            "w-1",
+            seq,
+            {"row_id": seq, "acked_at": start + 12 + seq / 100, "acked_by": "s0@1"},
+        )
+        for seq in (9, 10, 11)
+    ]
+    v = build_verdict(found)
+    placed = place_groups(v.groups, [("promote-the-lagging-replica", start + 12, start + 13)])
+    verdict = {**v.to_dict(), "groups": [g.to_dict() for g in placed]}
+    fields = gameday_fields(verdict, chaos, "completed")
+    assert fields["chaos_status"] == "completed" and fields["steady_state_deviated"] is False
+    assert fields["anomaly_runs"] == [
+        "3 acknowledged writes lost (absent from the primary) on mysql-2, 1 writer(s), seq 9..11, "
+        "acknowledged by s0@1 between t+12.09 s and t+12.11 s, during "
+        "`promote-the-lagging-replica`"
+    ]

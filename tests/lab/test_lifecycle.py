@@ -11,7 +11,7 @@ import pymysql
 
 from checker.lab.topology import Lab
 from tests._flavor import semi_sync_status, server_flavor
-from tests._proc import processes_mentioning
+from tests._proc import processes_mentioning, threads_mentioning
 from tests._wait import wait_for
 from tests.lab._sql import count, ensure_table, query
 
@@ -59,6 +59,27 @@ def test_up_replicates_is_idempotent_and_down_leaves_no_process(tmp_path: Path) 
         lab.down(purge=True)
     assert not (lab.dir / "data").exists()
     assert not processes_mentioning(str(lab.dir))
+
+
+def test_down_returns_only_once_every_server_thread_is_gone(tmp_path: Path) -> None:
+    """`down` (and `down --purge`) returns only when no thread of any server on the lab's
+    datadirs is left, so a datadir is never purged under a running server; checked the moment
+    it returns."""
+    lab = Lab(tmp_path / "lab")
+    lab.up(replicas=2)
+    ensure_table(lab)
+    query(lab, "writer", "INSERT INTO t (v) VALUES ('x')")
+    lab.down()
+    assert threads_mentioning(str(lab.dir / "data")) == []
+    # A server whose pid the state lost (a start that crashed before saving it) is found by
+    # its datadir, stopped, and only then is its data purged.
+    lab.up(replicas=2)
+    state = lab.load()
+    state["nodes"]["mysql-2"]["pid"] = None
+    lab.save(state)
+    lab.down(purge=True)
+    assert threads_mentioning(str(lab.dir)) == []
+    assert not (lab.dir / "data").exists()
 
 
 def test_cli_up_json_gives_endpoints_pymysql_can_use(tmp_path: Path) -> None:

@@ -216,3 +216,50 @@ def test_download_link_is_a_data_url_of_the_verdict(runs: Runs, tmp_path: Path) 
     hrefs = re.findall(r'download="verdict.json" href="data:application/json;base64,([^"]+)"', html)
     assert len(hrefs) == 2
     assert base64.b64decode(hrefs[0]) == (tmp_path / "out" / "verdict.json").read_bytes().rstrip()
+
+
+FAULT_PROBE = """(() => {
+  const rects = [...document.querySelectorAll('svg[data-plot="writes"] rect.span')];
+  return {
+    kinds: rects.map((r) => [...r.classList].find((c) => c.startsWith('span-'))),
+    fills: rects.map((r) => getComputedStyle(r).fill),
+    titles: rects.map((r) => r.querySelector('title').textContent),
+  };
+})()"""
+
+
+def test_fault_windows_stand_out_from_probes_and_the_experiment_band(
+    runs: Runs, browser: Browser, tmp_path: Path
+) -> None:
+    """Each method action is shaded as a fault window until its rollback ended, drawn on top
+    and filled, while the experiment-wide band and the probes are outlines only."""
+    out = _report(tmp_path, runs.valid, "--chaos-journal", str(runs.chaos_journal))
+    page = browser.render(out / "index.html", FAULT_PROBE)
+    assert page.errors == [], page.errors
+    facts: dict[str, Any] = page.facts
+    kinds, fills = facts["kinds"], facts["fills"]
+    faults = [i for i, k in enumerate(kinds) if k == "span-fault"]
+    assert len(faults) == 2, kinds  # kill-mysql-0 and start-mysql-0
+    assert faults == list(range(len(kinds) - 2, len(kinds))), "faults are not drawn on top"
+    assert all(fills[i] not in ("none", "rgba(0, 0, 0, 0)") for i in faults), fills
+    for i, kind in enumerate(kinds):
+        if kind in ("span-annotation", "span-probe", "span-steady-state"):
+            assert fills[i] == "none", (kind, fills[i])
+    kill = facts["titles"][faults[0]]
+    assert kill.startswith("fault: kill-mysql-0") and "rollback: heal-everything" in kill
+
+
+def test_anomalies_are_also_summarised_as_runs(runs: Runs, tmp_path: Path) -> None:
+    """Above the one-by-one table, the verdict's anomaly groups in words: the duplicated write
+    as one run on mysql-0, of one writer, at its seq."""
+    out = _report(tmp_path, runs.invalid, "--chaos-journal", str(runs.chaos_journal))
+    html = (out / "index.html").read_text()
+    found = re.search(r'<ul class="runs">(.*?)</ul>', html)
+    assert found is not None, "no anomaly runs in the report"
+    _, seq = runs.duplicate
+    items = re.findall(r"<li>(.*?)</li>", found.group(1))
+    assert any(
+        "writes present more than once on mysql-0, 1 writer(s)" in item
+        and f"seq {seq}..{seq}" in item
+        for item in items
+    ), items
