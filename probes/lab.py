@@ -37,6 +37,8 @@ __all__ = [
     "primary_node",
     "promote",
     "resume_node",
+    "semi_sync_fallback",
+    "semi_sync_restore",
     "start_node",
     "unlag_replica",
 ]
