@@ -62,6 +62,7 @@ class Page:
     generated: float
     verdict_json: str
     verdict_b64: str
+    semi_sync: Sequence[Span] = ()
 
 
 def utc(t: float | None) -> str:
@@ -126,6 +127,7 @@ def _spans(page: Page) -> list[Span]:
     spans = spans_from_annotations(page.facts.annotations)
     if page.chaos is not None:
         spans.extend(page.chaos.spans)
+    spans.extend(page.semi_sync)
     return sorted(spans, key=lambda s: (s.start, s.name))
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from checker import _logging
+from checker._report_data import Span
 from checker.core.semisync import (
     MAX_GAP,
     Sample,
@@ -179,3 +180,26 @@ def journal_windows(journal: Journal) -> list[Window]:
         return windows(load_samples(db))
     finally:
         raw.close()
+
+
+def report_spans(db: sqlite3.Connection) -> list[Span]:
+    """The journal's windows with semi-sync off, as shaded spans for the report's timeline;
+    none for servers that never had semi-sync enabled (all asynchronous by configuration)."""
+    samples = load_samples(db)
+    enabled = {s.server for s in samples if s.enabled}
+    spans = []
+    for w in windows(samples):
+        if w.server not in enabled:
+            continue
+        if w.state == "off":
+            spans.append(
+                Span(
+                    name="semi-sync off: primary acknowledging without a replica",
+                    kind="semi-sync-off",
+                    start=w.start,
+                    end=w.end,
+                    source="checker",
+                    detail=f"server {w.server}" if w.server else None,
+                )
+            )
+    return spans

@@ -3,13 +3,16 @@ had fallen back to async are lost by a failover, and the checker says semi-sync 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import requests
 
 from checker.lab.topology import Lab
+from checker.report import write_report
 from tests.chaos.conftest import (
     LOCAL,
     TOKEN,
@@ -111,3 +114,19 @@ def test_the_verdict_probe_answers_409_with_the_reason(run: ChaosRun, checker: C
     body = r.json()
     assert body["status"] == "INVALID"
     assert body["anomalies"]["lost"] > 0 and "lost=" in body["reason"]
+
+
+def test_the_report_shades_the_async_window(
+    run: ChaosRun, checker: Checker, tmp_path: Path
+) -> None:
+    """`checker report` on the run's journal shades the window semi-sync was off, and its
+    lost writes (from the full verification it journaled) carry `semi_sync` in their evidence."""
+    assert checker.service.verify().valid.json is False
+    page = write_report(checker.service.journal.path, tmp_path / "report")
+    html = page.read_text()
+    assert html.count('class="span span-semi-sync-off') >= 3  # one band per chart at least
+    assert "semi-sync off: primary acknowledging without a replica" in html
+    verdict = json.loads((tmp_path / "report" / "verdict.json").read_text())
+    assert verdict["anomaly_counts"]["lost"] > 0
+    lost = [a for a in verdict["anomalies"] if a["type"] == "lost"]
+    assert any(a["evidence"].get("semi_sync") == "off" for a in lost)
