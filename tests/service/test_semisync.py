@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -14,9 +17,12 @@ from checker.errors import LabError
 from checker.lab.topology import Lab
 from checker.semisync import load_samples
 from checker.service import Service
+from probes import lab as lab_probes
 from tests._wait import wait_for
 from tests.conftest import start_lab
 from tests.service._run import running, wait_writes
+
+FAULT_CLI = [sys.executable, "-m", "checker.cli", "lab", "fault", "semi-sync-fallback"]
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +112,39 @@ def test_the_fallback_fault_makes_the_primary_async_and_the_undo_restores_it(
 
 
 def test_the_fault_refuses_a_replica_in_one_line(lab: Lab) -> None:
-    """Naming a replica is a one-line LabError that says to name the primary."""
+    """Naming a replica is refused: a LabError, and one line with exit 2 from the CLI."""
     with pytest.raises(LabError, match="not the primary"):
         lab.fault("semi-sync-fallback", "mysql-1")
+    proc = subprocess.run(
+        [*FAULT_CLI, "mysql-1", "--dir", str(lab.dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "not the primary" in lines[0], proc.stderr
+
+
+def test_the_cli_and_heal_all_undo_the_fallback(lab: Lab, checker: tuple[Service, str]) -> None:
+    """`checker lab fault semi-sync-fallback` from the command line turns semi-sync off, and
+    the experiments' rollback (probes.lab.heal_all) turns it on again."""
+    service, _ = checker
+    proc = subprocess.run(
+        [*FAULT_CLI, "mysql-0", "--dir", str(lab.dir), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["semi_sync"] == "OFF"
+    wait_for(lambda: _state(service) == "off", timeout=30, what="semi-sync off")
+    healed = lab_probes.heal_all(configuration={"lab_dir": str(lab.dir)})
+    assert healed["undone"] == ["semi-sync-restore mysql-0"]
+    wait_for(lambda: _state(service) == "on", timeout=30, what="semi-sync on again")
+    assert lab.status()["nodes"]["mysql-0"]["faults"] == []
 
 
 def test_the_probe_answers_200_while_valid(checker: tuple[Service, str]) -> None:
