@@ -10,8 +10,10 @@ from typing import Any, TextIO
 import click
 
 from checker import _logging
+from checker.core.semisync import WindowIndex, annotate
 from checker.errors import ConfigError
 from checker.journal import Journal
+from checker.semisync import journal_windows
 from checker.settings import Settings, build, connection_options, parse_nodes
 from checker.verify import Options, Verification, summary_lines, target_from_settings
 from checker.verify import verify as run_verification
@@ -83,6 +85,9 @@ def verify(
             result = run_verification(target, journal, options)
         finally:
             progress.done()
+        # Lost writes say which semi-sync window acknowledged them (docs/service.md).
+        windows = WindowIndex(journal_windows(journal))
+        result = replace(result, verdict=annotate(result.verdict, windows))
     finally:
         journal.close()
     _print(result, as_json)

@@ -4,6 +4,8 @@ had fallen back to async are lost by a failover, and the checker says semi-sync 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from tests.chaos.conftest import (
 from tests.conftest import start_lab
 from tests.service._run import get
 
+VERIFY = [sys.executable, "-m", "checker.cli", "verify"]
 FALLBACK = "the-replicas-stop-acknowledging-and-the-primary-falls-back-to-async"
 
 
@@ -130,3 +133,25 @@ def test_the_report_shades_the_async_window(
     assert verdict["anomaly_counts"]["lost"] > 0
     lost = [a for a in verdict["anomalies"] if a["type"] == "lost"]
     assert any(a["evidence"].get("semi_sync") == "off" for a in lost)
+
+
+def test_checker_verify_offline_says_semi_sync_too(
+    run: ChaosRun, lab: Lab, checker: Checker
+) -> None:
+    """`checker verify --json` on the run's journal, from another process, finds the lost
+    writes and marks them with the window of their ack, as the running checker does."""
+    checker.service.journal.flush()
+    proc = subprocess.run(
+        [*VERIFY, "--lab", str(lab.dir), "--journal", str(checker.service.journal.path), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    verdict = json.loads(proc.stdout)
+    verdict = verdict.get("verdict", verdict)
+    lost = [a for a in verdict["anomalies"] if a["type"] == "lost"]
+    assert lost
+    assert {a["evidence"]["semi_sync"] for a in lost} <= {"on", "off", "unknown"}
+    assert any(a["evidence"]["semi_sync"] == "off" for a in lost)
