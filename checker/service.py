@@ -361,7 +361,9 @@ class Service:
         if problems:
             # merge, not build_verdict(base.anomalies...): capped examples, counts are not.
             base = merge([base, build_verdict([], failures=problems)])
-        return annotate(base, self.semi_sync_index())
+        if any(a.type == "lost" for a in base.anomalies):
+            base = annotate(base, self.semi_sync_index())
+        return base
 
     def verify(self) -> Verdict:
         """A full verification now (POST /verify, the periodic job, the end of a run)."""
@@ -445,11 +447,25 @@ class Service:
                 "flushed": self.journal.flushed,
             },
             "last_verification": self.last_verification,
+            "semi_sync": self._semi_sync_status(),
             "writers": {
                 w.writer_id: {"seq": w.seq, "node": w.node, "last_error": w.last_error}
                 for w in self.writers
             },
             "errors": [f.to_dict() for f in v.failures],
+        }
+
+    def _semi_sync_status(self) -> dict[str, Any] | None:
+        sampler = self.semi_sync
+        current = sampler.current if sampler is not None else None
+        if sampler is None or current is None:
+            return None
+        return {
+            "state": current.state,
+            "enabled": current.enabled,
+            "clients": current.clients,
+            "sampled_at": current.time,
+            "acked_writes": dict(sampler.acked_by_state),
         }
 
     # -- shutdown ---------------------------------------------------------------------------

@@ -62,6 +62,8 @@ def test_the_sampler_sees_semi_sync_on_and_counts_writes_in_it(
     assert sampler.current.enabled is True and sampler.current.clients == 1
     wait_for(lambda: sampler.acked_by_state["on"] > 10, timeout=30, what="writes while on")
     assert sampler.acked_by_state["off"] == 0
+    status = requests.get(url + "/status", timeout=10).json()["semi_sync"]
+    assert status["state"] == "on" and status["enabled"] is True and status["clients"] == 1
     metrics = requests.get(url + "/metrics", timeout=10).text
     assert "checker_semi_sync_active 1.0" in metrics
     assert 'checker_commit_latency_seconds_count{outcome="ok"}' in metrics
