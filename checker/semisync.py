@@ -1,7 +1,8 @@
 """The semi-sync sampler: the primary's semi-sync state, watched off the write path.
 
 One thread asks the writer endpoint every `interval` (0.25 s) for `SHOW GLOBAL STATUS LIKE
-'Rpl_semi_sync%'` and `SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync%'` (no privilege needed).
+'Rpl_semi_sync%'`, and every `keepalive` (and on each new connection) for `SHOW GLOBAL
+VARIABLES LIKE 'rpl_semi_sync%'` (neither needs a privilege).
 It journals a sample (table `semi_sync`) whenever the state, the server, the number of
 semi-sync replicas or the count of commits acknowledged without a replica (`..._no_tx`)
 changes — together with the last unchanged sample before the change, so a window ends where
@@ -66,6 +67,8 @@ class SemiSyncSampler(Loop):
         self._held: Sample | None = None
         self._last: Sample | None = None
         self._last_acked: int | None = None
+        self._variables: dict[str, str] = {}
+        self._variables_at = 0.0
 
     def connect(self) -> bool:
         ok = super().connect()
@@ -73,13 +76,20 @@ class SemiSyncSampler(Loop):
             self.observe(Sample(time.time(), None, None, None))
         return ok
 
+    def on_connect(self, info: Any) -> None:
+        self._variables_at = 0.0  # a new connection may be another server: ask again
+
     def step(self) -> None:
+        now = time.monotonic()
         with self.conn.cursor() as cur:
             cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync%'")
             status = {str(k): str(v) for k, v in cur.fetchall()}
-            cur.execute("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync%'")
-            variables = {str(k): str(v) for k, v in cur.fetchall()}
-        enabled, active, clients, yes_tx, no_tx = parse_status(status, variables)
+            if now - self._variables_at >= self.keepalive:
+                # Whether semi-sync is enabled changes rarely: asked every keepalive only.
+                cur.execute("SHOW GLOBAL VARIABLES LIKE 'rpl_semi_sync%'")
+                self._variables = {str(k): str(v) for k, v in cur.fetchall()}
+                self._variables_at = now
+        enabled, active, clients, yes_tx, no_tx = parse_status(status, self._variables)
         server = self.info.identity if self.info else None
         self.observe(Sample(time.time(), server, enabled, active, clients, yes_tx, no_tx))
         self.stop.wait(self.interval)
