@@ -30,6 +30,7 @@ from pathlib import Path
 
 from checker import _logging, mysql, workload
 from checker.lab.topology import Lab
+from checker.semisync import SemiSyncSampler
 from checker.service import Service, limit_malloc_arenas
 from checker.settings import build
 
@@ -88,7 +89,9 @@ def checker_run(lab: Lab, concurrency: int, seconds: float, journal: Path, *, fu
     if not full:
         service.scheduler.pause()
         for t in service.threads:
-            if isinstance(t, (workload.Reader, workload.LagSampler, workload.Heartbeat)):
+            if isinstance(
+                t, (workload.Reader, workload.LagSampler, workload.Heartbeat, SemiSyncSampler)
+            ):
                 t.paused.set()
     try:
         time.sleep(1.0)

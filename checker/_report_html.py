@@ -64,6 +64,7 @@ class Page:
     generated: float
     verdict_json: str
     verdict_b64: str
+    semi_sync: Sequence[Span] = ()
 
 
 def utc(t: float | None) -> str:
@@ -129,8 +130,9 @@ def _spans(page: Page) -> list[Span]:
     if page.chaos is not None:
         spans.extend(page.chaos.spans)
     # Fault windows (an action until its rollback), drawn last: on top of probes and of the
-    # experiment-wide band, which are drawn as outlines only.
+    # experiment-wide band, which are drawn as outlines only; semi-sync-off windows likewise.
     spans.extend(fault_windows(spans))
+    spans.extend(page.semi_sync)
     return sorted(spans, key=lambda s: (s.kind == "fault", s.start, s.name))
 
 

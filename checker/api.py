@@ -8,6 +8,9 @@ POST /verify        a full verification now; returns its verdict
 POST /annotations   {"name", "phase": "start"|"end", "time"?}: chaos activities, journaled
 GET  /annotations   the annotations so far
 GET  /metrics       Prometheus text format
+GET  /probe/verdict 200 only while the verdict is VALID; 409 INVALID, 503 UNKNOWN, with a short
+                    reason: for other chaos tools' HTTP probes (Litmus httpProbe, Chaos Mesh
+                    StatusCheck). No token: it tells the verdict's status and nothing else.
 
 GET  /journal       a consistent snapshot of the journal (SQLite), e.g. for `checker report`
 
@@ -38,6 +41,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import Response
 
 from checker import _logging
+from checker.core.verdict import Validity, Verdict
 from checker.errors import CheckerError
 from checker.metrics import render_metrics
 
@@ -195,12 +199,41 @@ def _build(service: Service, token: str | None) -> FastAPI:
             background=BackgroundTask(os.unlink, tmp),
         )
 
+    @app.get(
+        "/probe/verdict",
+        responses={
+            200: {"description": "the verdict is VALID"},
+            409: {"description": "the verdict is INVALID (an anomaly was proven)"},
+            503: {"description": "the verdict is UNKNOWN (the checker cannot vouch now)"},
+        },
+    )
+    def probe_verdict() -> JSONResponse:
+        """The verdict as a pass/fail HTTP probe: 200 only while VALID, and why not otherwise."""
+        code, body = probe_answer(service.verdict())
+        return JSONResponse(body, status_code=code)
+
     @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
         text, content_type = render_metrics(service)
         return PlainTextResponse(text, media_type=content_type)
 
     return app
+
+
+def probe_answer(verdict: Verdict) -> tuple[int, dict[str, Any]]:
+    """(status code, body) of GET /probe/verdict: anomaly types and counts, or the names of
+    the checks that could not run — never rows, hosts or error texts."""
+    if verdict.valid is Validity.VALID:
+        return 200, {"status": "VALID", "valid": True, "reason": "no anomaly; every check ran"}
+    if verdict.valid is Validity.INVALID:
+        found = {k: n for k, n in verdict.anomaly_counts.items() if n}
+        reason = "anomalies: " + ", ".join(f"{k}={n}" for k, n in found.items())
+        return 409, {"status": "INVALID", "valid": False, "reason": reason, "anomalies": found}
+    checks = sorted({f.detector for f in verdict.failures}) or sorted(
+        name for name, node in verdict.nodes.items() if node.valid is not Validity.VALID
+    )
+    reason = "cannot vouch for the data: " + (", ".join(checks) or "no analysis yet")
+    return 503, {"status": "UNKNOWN", "valid": "unknown", "reason": reason, "checks": checks}
 
 
 class ApiServer:

@@ -100,6 +100,18 @@ lag_t = sa.Table(
     sa.Column("node", sa.String, nullable=False),
     sa.Column("seconds", sa.Float),
 )
+semi_sync_t = sa.Table(
+    "semi_sync",
+    _md,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("time", sa.Float, nullable=False),
+    sa.Column("server", sa.String),
+    sa.Column("enabled", sa.Boolean),
+    sa.Column("active", sa.Boolean),
+    sa.Column("clients", sa.Integer),
+    sa.Column("yes_tx", sa.Integer),
+    sa.Column("no_tx", sa.Integer),
+)
 annotations_t = sa.Table(
     "annotations",
     _md,

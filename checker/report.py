@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from checker import _report_html
+from checker import _report_html, semisync
 from checker._report_chaos import ChaosRun, load_chaos_journal
 from checker._report_data import (
     SERVER_CHECKS,
@@ -83,6 +83,7 @@ def write_report(
             facts = journal_facts(journal, db, _chaos_times(chaos))
             choice = given or _from_journal(journal, db, facts, lag_bound, analysis_limit)
             rows = [_anomaly_row(db, a.to_dict()) for a in choice.verdict.anomalies]
+            semi_sync = semisync.report_spans(db)
     finally:
         journal.close()
     text = json.dumps(choice.data, indent=2)
@@ -96,6 +97,7 @@ def write_report(
             generated=time.time(),
             verdict_json=text,
             verdict_b64=base64.b64encode(text.encode()).decode(),
+            semi_sync=semi_sync,
         )
     )
     _write(out / "verdict.json", text + "\n")

@@ -22,10 +22,14 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from checker import _logging, mysql, schema, workload
+from checker.core.history import Attempt
+from checker.core.semisync import WindowIndex, annotate
 from checker.core.verdict import Failure, Validity, Verdict, build_verdict, merge
 from checker.errors import AuthError, CheckerError, DatabaseError, GrantError, SchemaError
 from checker.journal import Journal
 from checker.live import LiveAnalysis
+from checker.metrics import Histogram
+from checker.semisync import SemiSyncSampler
 from checker.settings import Settings
 
 log = _logging.get("checker.service")
@@ -33,6 +37,23 @@ log = _logging.get("checker.service")
 logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 VerifyFn = Callable[["Service"], Verdict]
+COMMIT_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+VERIFY_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 def target_of(settings: Settings) -> str:
@@ -70,6 +91,13 @@ class Service:
         self.annotations: list[dict[str, Any]] = []
         self.ready = False
         self.primary_node: str | None = None
+        # Signals for dashboards and alerts (checker.metrics); cheap to update.
+        self.commit_latency = Histogram(COMMIT_BUCKETS)
+        self.verification_seconds = Histogram(VERIFY_BUCKETS)
+        self.verification_results = {"valid": 0, "invalid": 0, "unknown": 0, "error": 0}
+        self.last_good_verification: float | None = None
+        self.semi_sync: SemiSyncSampler | None = None
+        self._semi_sync_index: tuple[tuple[int, float], WindowIndex] | None = None
         self._node_infos: dict[str, Any] = {}
         info = self.journal.info
         self.writer_ids = [
@@ -187,7 +215,7 @@ class Service:
                     s.writer,
                     s.names,
                     self.journal,
-                    self.live.add_attempt,
+                    self._sink_attempt,
                     self.stop_event,
                     self.limiter,
                     self.nodes,
@@ -224,6 +252,8 @@ class Service:
                     )
                 )
         self.threads.append(workload.Heartbeat(s.writer, s.names, self.stop_event))
+        self.semi_sync = SemiSyncSampler(s.writer, self.journal, self.stop_event, self._acked)
+        self.threads.append(self.semi_sync)
         for name, ep in s.nodes.items():
             self.threads.append(
                 workload.LagSampler(
@@ -253,6 +283,27 @@ class Service:
             if not self.ready:
                 t.paused.set()
             t.start()
+
+    def _sink_attempt(self, a: Attempt) -> None:
+        if a.complete_mono is not None and a.invoke_mono is not None:
+            self.commit_latency.observe(a.outcome.value, a.complete_mono - a.invoke_mono)
+        self.live.add_attempt(a)
+
+    def _acked(self) -> int:
+        return self.live.counts["ok"]
+
+    def semi_sync_index(self) -> WindowIndex:
+        """Semi-sync windows sampled so far (rebuilt only when a sample was added)."""
+        sampler = self.semi_sync
+        if sampler is None:
+            return WindowIndex([])
+        last = sampler.current
+        key = (len(sampler.samples), last.time if last else 0.0)
+        cached = self._semi_sync_index
+        if cached is None or cached[0] != key:
+            cached = (key, sampler.index())
+            self._semi_sync_index = cached
+        return cached[1]
 
     def _writer_ids(self) -> list[str]:
         return self.writer_ids
@@ -312,10 +363,12 @@ class Service:
             if self.full_verdict is not None
             else self.live.verdict
         )
-        if not problems:
-            return base
-        # merge, not build_verdict(base.anomalies...): those are capped examples, counts are not.
-        return merge([base, build_verdict([], failures=problems)])
+        if problems:
+            # merge, not build_verdict(base.anomalies...): capped examples, counts are not.
+            base = merge([base, build_verdict([], failures=problems)])
+        if any(a.type == "lost" for a in base.anomalies):
+            base = annotate(base, self.semi_sync_index())
+        return base
 
     def verify(self) -> Verdict:
         """A full verification now (POST /verify, the periodic job, the end of a run)."""
@@ -327,6 +380,9 @@ class Service:
         try:
             self.journal.flush()
             verdict = self.verify_fn(self)
+        except BaseException:
+            self.verification_results["error"] += 1
+            raise
         finally:
             self.verify_lock.release()
         finished = time.time()
@@ -334,6 +390,11 @@ class Service:
         self.full_started = started
         self.full_verdict = verdict
         merged = self.verdict()
+        result = {Validity.VALID: "valid", Validity.INVALID: "invalid"}.get(merged.valid, "unknown")
+        self.verification_results[result] += 1
+        self.verification_seconds.observe(result, finished - started)
+        if result != "unknown":
+            self.last_good_verification = finished
         self.last_verification = {
             "started": started,
             "finished": finished,
@@ -391,11 +452,25 @@ class Service:
                 "flushed": self.journal.flushed,
             },
             "last_verification": self.last_verification,
+            "semi_sync": self._semi_sync_status(),
             "writers": {
                 w.writer_id: {"seq": w.seq, "node": w.node, "last_error": w.last_error}
                 for w in self.writers
             },
             "errors": [f.to_dict() for f in v.failures],
+        }
+
+    def _semi_sync_status(self) -> dict[str, Any] | None:
+        sampler = self.semi_sync
+        current = sampler.current if sampler is not None else None
+        if sampler is None or current is None:
+            return None
+        return {
+            "state": current.state,
+            "enabled": current.enabled,
+            "clients": current.clients,
+            "sampled_at": current.time,
+            "acked_writes": dict(sampler.acked_by_state),
         }
 
     # -- shutdown ---------------------------------------------------------------------------

@@ -10,8 +10,10 @@ from typing import Any, TextIO
 import click
 
 from checker import _logging
+from checker.core.semisync import WindowIndex, annotate
 from checker.errors import AuthError, ConfigError, DatabaseError, GrantError, VerifyError
 from checker.journal import Journal
+from checker.semisync import journal_windows
 from checker.settings import Settings, build, connection_options, parse_nodes
 from checker.verify import (
     Options,
@@ -98,6 +100,9 @@ def verify(
             result = unfinished(target, journal, str(exc), options)
         finally:
             progress.done()
+        # Lost writes say which semi-sync window acknowledged them (docs/service.md).
+        windows = WindowIndex(journal_windows(journal))
+        result = replace(result, verdict=annotate(result.verdict, windows))
     finally:
         journal.close()
     _print(result, as_json)

@@ -37,6 +37,7 @@ from probes import _config as cfg
 __all__ = [
     "anomaly_counts",
     "checker_healthy",
+    "lost_by_semi_sync",
     "verdict_valid",
     "verify",
     "wait_for_new_writes",
@@ -46,6 +47,7 @@ __all__ = [
 PROBES = (
     "anomaly_counts",
     "checker_healthy",
+    "lost_by_semi_sync",
     "verdict_valid",
     "wait_for_new_writes",
     "write_outcomes_during",
@@ -122,6 +124,26 @@ def anomaly_counts(configuration: Configuration = None, secrets: Secrets = None)
     counts.update(verdict["anomaly_counts"])
     counts["total"] = sum(counts.values())
     logger.info("anomaly_counts: %s", _pairs({k: n for k, n in counts.items() if n}) or "none")
+    return counts
+
+
+def lost_by_semi_sync(
+    configuration: Configuration = None, secrets: Secrets = None
+) -> dict[str, int]:
+    """The verdict's `lost` examples by the semi-sync window their ack fell in:
+    {"on": n, "off": n, "unknown": n, "examples": n, "lost": total}. Examples are capped (the
+    verdict's `cap`), `lost` is the exact count. Raises ActivityFailed when the checker does
+    not answer."""
+    checker = target(configuration, secrets)
+    verdict = _answer(lambda: _verdict(checker, checker.timeout))
+    counts = {"on": 0, "off": 0, "unknown": 0}
+    examples = [a for a in verdict.get("anomalies") or () if a.get("type") == "lost"]
+    for a in examples:
+        state = (a.get("evidence") or {}).get("semi_sync", "unknown")
+        counts[state if state in counts else "unknown"] += 1
+    counts["examples"] = len(examples)
+    counts["lost"] = int(verdict["anomaly_counts"].get("lost", 0))
+    logger.info("lost_by_semi_sync: %s", _pairs(counts))
     return counts
 
 

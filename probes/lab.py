@@ -37,6 +37,8 @@ __all__ = [
     "primary_node",
     "promote",
     "resume_node",
+    "semi_sync_fallback",
+    "semi_sync_restore",
     "start_node",
     "unlag_replica",
 ]
@@ -132,6 +134,19 @@ def unlag_replica(node: str, configuration: Configuration = None) -> Result:
     return _fault("unlag", node, configuration)
 
 
+def semi_sync_fallback(node: str = "", configuration: Configuration = None) -> Result:
+    """Make the primary (`node`, default: the current primary) fall back to asynchronous
+    replication: every replica stops acknowledging (IO thread stopped) and a canary commit
+    waits out the semi-sync timeout. Undo: `semi_sync_restore`."""
+    return _fault("semi-sync-fallback", node or primary_node(configuration), configuration)
+
+
+def semi_sync_restore(node: str = "", configuration: Configuration = None) -> Result:
+    """Let the replicas acknowledge again and wait for the primary's semi-sync to be back on
+    (undoes `semi_sync_fallback`)."""
+    return _fault("semi-sync-restore", node or primary_node(configuration), configuration)
+
+
 def heal_all(configuration: Configuration = None) -> Result:
     """Undo every fault in force: resume paused nodes, start killed ones, heal partitions,
     restore endpoints, unlag replicas. Tries every undo before reporting any failure."""
@@ -187,6 +202,7 @@ _UNDO_ORDER: tuple[tuple[str, Callable[[dict[str, Any]], bool]], ...] = (
     ("heal", lambda n: "partitioned" in n["faults"]),
     ("endpoint-restore", lambda n: "endpoint_lost" in n["faults"]),
     ("unlag", lambda n: "lagging" in n["faults"]),
+    ("semi-sync-restore", lambda n: "semi_sync_fallback" in n["faults"]),
 )
 
 

@@ -144,6 +144,8 @@ def fault(
       promote [--keep-old-primary]       failover to replica NODE
       double-start                       a second server on NODE's datadir (should be refused)
       lag / unlag                        stop / restart a replica's SQL thread
+      semi-sync-fallback / -restore      replicas stop acknowledging: primary NODE falls
+                                         back to asynchronous replication (--semi-sync lab)
     """
     options: dict[str, Any] = {}
     if action == "promote":

@@ -55,6 +55,8 @@ FAULTS = (
     "double-start",
     "lag",
     "unlag",
+    "semi-sync-fallback",
+    "semi-sync-restore",
 )
 
 
@@ -844,6 +846,96 @@ class Lab:
         self._set_fault(state, name, "lagging", False)
         return {"sql_thread": "running"}
 
+    def _fault_semi_sync_fallback(
+        self, state: dict[str, Any], name: str, node: dict[str, Any], timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Replicas stop acknowledging: every running replica's IO thread is stopped, then one
+        canary commit on the primary waits out the semi-sync timeout and the primary falls
+        back to asynchronous replication. What it acknowledges from then on is on no replica."""
+        if node["role"] != "primary":
+            raise LabError(f"{name} is the {node['role']}, not the primary: name the primary")
+        if not state.get("semi_sync"):
+            raise LabError("this lab runs without semi-sync: start one with `lab up --semi-sync`")
+        self._require_running(name, node)
+        flavor = self._flavor(state)
+        stopped = []
+        for other, n in state["nodes"].items():
+            if n["role"] == "replica" and _server.alive(n.get("pid")):
+                if _server.stopped(n.get("pid")):
+                    continue
+                _server.execute(Path(n["socket"]), flavor.stop_replica_sql("IO_THREAD"))
+                stopped.append(other)
+        self._set_fault(state, name, "semi_sync_fallback", stopped or True)
+        self.save(state)
+        started = time.monotonic()
+        self._canary(node)
+        waited = time.monotonic() - started
+        active = self._semi_sync_wait(node, "OFF", timeout)
+        return {
+            "replicas_not_acknowledging": stopped,
+            "canary_commit_seconds": round(waited, 3),
+            "semi_sync": active,
+        }
+
+    def _fault_semi_sync_restore(
+        self, state: dict[str, Any], name: str, node: dict[str, Any], timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Undo `semi-sync-fallback`: the replicas fetch again, catch up and acknowledge; a
+        canary commit lets the primary notice and switch semi-sync back on."""
+        fault = state["faults"].get(name, {}).get("semi_sync_fallback")
+        flavor = self._flavor(state)
+        restarted = []
+        names = fault if isinstance(fault, list) else list(state["nodes"])
+        for other in names:
+            n = state["nodes"].get(other)
+            if n is None or n["role"] != "replica" or not _server.alive(n.get("pid")):
+                continue
+            if _server.stopped(n.get("pid")):
+                continue
+            _server.execute(Path(n["socket"]), flavor.start_replica_sql("IO_THREAD"))
+            restarted.append(other)
+        self._set_fault(state, name, "semi_sync_fallback", False)
+        active = "unchanged"
+        if node["role"] == "primary" and restarted and self._usable(node):
+            deadline = time.monotonic() + timeout
+            active = "OFF"
+            while time.monotonic() < deadline and active != "ON":
+                self._canary(node)
+                active = self._semi_sync_wait(node, "ON", 0.5)
+        return {"replicas_acknowledging": restarted, "semi_sync": active}
+
+    @staticmethod
+    def _usable(node: dict[str, Any]) -> bool:
+        return _server.alive(node.get("pid")) and not _server.stopped(node.get("pid"))
+
+    @staticmethod
+    def _canary(node: dict[str, Any]) -> None:
+        _server.execute(
+            Path(node["socket"]),
+            [
+                "CREATE DATABASE IF NOT EXISTS lab_canary",
+                "CREATE TABLE IF NOT EXISTS lab_canary.t "
+                "(id INT AUTO_INCREMENT PRIMARY KEY, at DATETIME(6))",
+                "INSERT INTO lab_canary.t (at) VALUES (NOW(6))",
+            ],
+            timeout=60,
+        )
+
+    @staticmethod
+    def _semi_sync_wait(node: dict[str, Any], want: str, timeout: float) -> str:
+        """The primary's semi-sync status once it is `want`, or when `timeout` ran out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows = _server.execute(
+                Path(node["socket"]),
+                "SHOW GLOBAL STATUS WHERE Variable_name IN "
+                "('Rpl_semi_sync_master_status', 'Rpl_semi_sync_source_status')",
+            )
+            value = str(rows[0]["Value"]) if rows else "absent"
+            if value == want or time.monotonic() > deadline:
+                return value
+            time.sleep(0.05)
+
     @staticmethod
     def _require_running(name: str, node: dict[str, Any]) -> None:
         if not _server.alive(node.get("pid")) or _server.stopped(node.get("pid")):
@@ -892,6 +984,8 @@ class Lab:
             ],
         )
         self._set_fault(state, name, "lagging", False)
+        # A fallback was the old primary's; promote restarts the other replicas' threads.
+        self._set_fault(state, old, "semi_sync_fallback", False)
         node["role"] = "primary"
         state["primary"] = name
         if keep_old_primary and old_alive:

@@ -27,6 +27,7 @@ LOCAL_NAMES = {
     "primary-pod-kill",
     "replica-partition",
     "promote-lagging-replica",
+    "semi-sync-fallback",
 }
 TIMELINE = {"name": "checker-timeline", "provider": {"type": "python", "module": "probes.control"}}
 OUR_MODULES = ("probes.mysql", "probes.lab", "probes.checker", "probes.kubernetes")
@@ -87,7 +88,7 @@ def validations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[Path,
 
 
 def test_every_scenario_has_a_local_version() -> None:
-    """experiments/local holds the real-cluster scenarios plus the lost-writes proof."""
+    """experiments/local holds the real-cluster scenarios plus the lost-writes proofs."""
     assert {p.stem for p in LOCALS} == LOCAL_NAMES
     assert {p.stem for p in REAL} <= LOCAL_NAMES
 

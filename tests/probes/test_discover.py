@@ -35,6 +35,8 @@ LAB_ACTIONS = {
     "pause_node",
     "promote",
     "resume_node",
+    "semi_sync_fallback",
+    "semi_sync_restore",
     "start_node",
     "unlag_replica",
 }
