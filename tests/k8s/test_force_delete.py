@@ -87,9 +87,11 @@ def test_precondition_conflict_is_reported(api: FakeKubeAPI, config: dict[str, A
     assert api.get("pods", "mysql-0", "mysql") is not None
 
 
-def test_namespace_not_allowed_sends_nothing(api: FakeKubeAPI, config: dict[str, Any]) -> None:
+def test_namespace_not_allowed_sends_nothing(
+    api: FakeKubeAPI, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The allow list is checked before the cluster is even asked."""
-    config["allowed_namespaces"] = ["chaos"]
+    monkeypatch.setenv("CHAOS_ALLOWED_NAMESPACES", "chaos")
     with pytest.raises(
         ActivityFailed, match=r"refusing to force delete a pod: namespace\(s\) mysql"
     ):

@@ -96,9 +96,11 @@ def test_concurrent_taint_change_is_retried_not_clobbered(
 
     api.load("node-lost")
     api.apply(_only_first_unreachable)
-    api.after(1, "GET", NODE, controller_adds_noexecute)
+    # The first GET is the target check (_k8s_scope); the second is the taint edit's read.
+    api.after(2, "GET", NODE, controller_adds_noexecute)
     assert k8s.taint_out_of_service(node="chaos-worker", configuration=config)["changed"]
-    assert [r.method for r in api.requests] == ["GET", "PATCH", "GET", "PATCH"]
+    on_node = [r.method for r in api.requests if r.path == NODE]
+    assert on_node == ["GET", "GET", "PATCH", "GET", "PATCH"]
     assert _taints(api) == [*UNREACHABLE, OUT_OF_SERVICE]
 
 
@@ -109,9 +111,11 @@ def _only_first_unreachable(server: FakeKubeAPI) -> None:
     server.put(node)
 
 
-def test_taint_needs_both_namespaces_allowed(api: FakeKubeAPI, config: dict[str, Any]) -> None:
+def test_taint_needs_both_namespaces_allowed(
+    api: FakeKubeAPI, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Node-level faults need the MySQL and the chaos namespace in the allow list."""
-    config["allowed_namespaces"] = "mysql"
+    monkeypatch.setenv("CHAOS_ALLOWED_NAMESPACES", "mysql")
     with pytest.raises(ActivityFailed, match=r"namespace\(s\) chaos not in allowed_namespaces"):
         k8s.taint_out_of_service(node="chaos-worker", configuration=config)
     with pytest.raises(ActivityFailed, match=r"namespace\(s\) chaos not in allowed_namespaces"):

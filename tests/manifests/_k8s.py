@@ -47,7 +47,14 @@ EXTERNAL_SECRETS: dict[tuple[str, str], set[str]] = {
     ("chaos", "checker-mysql"): {"mysql-password"},
 }
 
-CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
+CLUSTER_SCOPED_KINDS = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PersistentVolume",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 NON_KUBERNETES_API_GROUPS = ("kustomize.config.k8s.io/", "kind.x-k8s.io/")
 
 

@@ -161,6 +161,7 @@ def test_network_policy_allows_only_mysql_dns_and_http(target: Path) -> None:
 
     (ingress,) = policy["ingress"]
     assert _ports(ingress) == {("TCP", 8080)}
+    _admits_only_the_runner_and_monitoring(objs, ingress)
 
     egress = policy["egress"]
     assert len(egress) == 2
@@ -173,3 +174,18 @@ def test_network_policy_allows_only_mysql_dns_and_http(target: Path) -> None:
     assert dns["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
     assert dns["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
     assert _ports(to_dns) == {("UDP", 53), ("TCP", 53)}
+
+
+def _admits_only_the_runner_and_monitoring(objs: list[Obj], ingress: Obj) -> None:
+    """The API's peers: the game-day pods in "chaos" and the monitoring namespace, no others."""
+    peers = ingress.get("from")
+    assert peers, "an ingress rule without `from` admits every source in the cluster"
+    runner, monitoring = peers
+    assert runner["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "chaos"}
+    gameday = find(objs, "CronJob", "gameday", "chaos")["spec"]["jobTemplate"]["spec"]
+    pod_labels = gameday["template"]["metadata"]["labels"]
+    assert runner["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert monitoring == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    assert all("ipBlock" not in peer for peer in peers)
