@@ -8,6 +8,7 @@ or `--password-file`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,29 @@ def parse_http(value: str | None) -> tuple[str, int] | None:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"--http expects HOST:PORT (e.g. 127.0.0.1:8080), not {value!r}")
     return (host or "127.0.0.1", int(port))
+
+
+def _check_api_access(http: tuple[str, int] | None, token: Secret | None) -> None:
+    """An empty token would switch authentication off; no token at all is for loopback only."""
+    if token is not None and not token.reveal().strip():
+        raise ConfigError(
+            "the API token is empty or whitespace (CHECKER_API_TOKEN or --api-token-file): "
+            "put a random token in it, or unset it"
+        )
+    if http is not None and token is None and not _loopback(http[0]):
+        raise ConfigError(
+            f"--http {http[0]}:{http[1]} is not a loopback address and no API token is set: "
+            "set CHECKER_API_TOKEN(_FILE) or --api-token-file, or bind 127.0.0.1"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_nodes(
@@ -182,6 +206,8 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
     token = secrets.resolve(
         file=raw.get("api_token_file"), env="CHECKER_API_TOKEN", environ=environ, what="API token"
     )
+    http = parse_http(raw.get("http"))
+    _check_api_access(http, token)
     duration = raw.get("duration")
     log_format = str(raw.get("log_format") or "auto")
     if log_format not in ("auto", "json", "console"):
@@ -198,7 +224,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         duration=_number("--duration", duration, float, 0.1)
         if duration not in (None, "")
         else None,
-        http=parse_http(raw.get("http")),
+        http=http,
         api_token=token,
         lag_bound=_number("--lag-bound", _get(raw, "lag_bound", 5.0), float, 0.01),
         analysis_interval=_number(

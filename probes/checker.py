@@ -4,8 +4,8 @@ Target (configuration): `checker_url`, default `http://checker.mysql.svc:8080` (
 manifests/base/checker); for the local lab `http://127.0.0.1:8080` with
 `checker run --lab .lab --http 127.0.0.1:8080`. A path prefix (a proxy) is kept; credentials in
 the URL are refused. `checker_timeout` bounds each HTTP request (seconds, default 10). The bearer
-token of the POST routes is the `checker` secret's `token` (list `"checker"` in the provider's
-secrets); GET routes need none.
+token is the `checker` secret's `token` (list `"checker"` in the provider's secrets); it is
+sent on every request, since the checker wants it on every route that reveals its state.
 
 Failure policy, as in `probes.mysql`: a checker that does not answer (unreachable, timed out,
 HTTP 5xx) is the system's state, not a mistake, so the boolean probes return False and the
@@ -328,7 +328,7 @@ def call_api(
 ) -> Any:
     """One request; the JSON answer, or NoAnswer / ActivityFailed as the policy says."""
     headers = {"Accept": "application/json"}
-    if method == "POST" and checker.token:
+    if checker.token:  # every route but /healthz and /metrics needs it when one is set
         headers["Authorization"] = f"Bearer {checker.token.reveal()}"
     where = f"the checker at {checker.url}"
     try:
