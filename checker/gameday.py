@@ -51,7 +51,7 @@ from apscheduler.triggers.cron import CronTrigger
 from checker import _logging, secrets
 from checker._spawn import Spawned, spawn_checker
 from checker.errors import CheckerError, ConfigError
-from checker.secrets import redact
+from checker.secrets import redact, redact_data
 
 log = _logging.get("checker.gameday")
 EXIT_FOR = {"True": 0, "False": 1, "unknown": 2}
@@ -332,6 +332,8 @@ class GameDay:
             summary["error"] = str(exc)
             log.error("gameday_run_failed", experiment=exp.name, error=str(exc))
         summary["finished"] = datetime.now(UTC).isoformat()
+        # The summary leaves the process (summary.json, the webhook): one redaction for all of it.
+        summary = redact_data(summary)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
         self._prune(exp.name)
         self._webhook(summary)
