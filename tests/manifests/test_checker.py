@@ -16,6 +16,7 @@ from tests.manifests._k8s import (
 )
 
 PASSWORD_FILE = "/var/run/secrets/checker/mysql-password"
+MYSQL_CA = "/var/run/secrets/mysql-tls/ca.crt"
 
 
 def _rel(path: Path) -> str:
@@ -86,6 +87,28 @@ def test_checker_settings_come_from_the_environment(target: Path) -> None:
     assert env["CHECKER_PASSWORD_FILE"] == PASSWORD_FILE
     assert mounted_file(pod, c, PASSWORD_FILE) == ("checker-mysql", "mysql-password")
     assert mounted_file(pod, c, env["CHECKER_API_TOKEN_FILE"]) == ("checker-api", "token")
+    # TLS that nobody on the path can downgrade or impersonate: the server's certificate must
+    # chain to the mysql-tls CA and name the host (docs/security.md).
+    assert env["CHECKER_TLS"] == "verify-identity"
+    assert env["CHECKER_TLS_CA"] == MYSQL_CA
+    assert mounted_file(pod, c, MYSQL_CA) == ("mysql-tls", "ca.crt")
+
+
+@pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
+def test_mysql_serves_tls_from_the_mysql_tls_secret(target: Path) -> None:
+    """Every MySQL server presents the certificate whose CA the checker verifies against."""
+    objs = render(target)
+    config = find(objs, "ConfigMap", "mysql", "mysql")["data"]["common.cnf"]
+    for line in (
+        "ssl_ca = /etc/mysql/tls/ca.crt",
+        "ssl_cert = /etc/mysql/tls/tls.crt",
+        "ssl_key = /etc/mysql/tls/tls.key",
+    ):
+        assert line in config
+    pod = find(objs, "StatefulSet", "mysql", "mysql")["spec"]["template"]["spec"]
+    mysql = next(c for c in pod["containers"] if c["name"] == "mysql")
+    for key in ("ca.crt", "tls.crt", "tls.key"):
+        assert mounted_file(pod, mysql, f"/etc/mysql/tls/{key}") == ("mysql-tls", key)
 
 
 @pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
@@ -136,7 +159,12 @@ def test_setup_job_creates_the_least_privilege_user(target: Path) -> None:
         "checker",
         "--password-file",
         PASSWORD_FILE,
+        "--tls",
+        "verify-identity",
+        "--tls-ca",
+        MYSQL_CA,
     ]
+    assert mounted_file(pod, c, MYSQL_CA) == ("mysql-tls", "ca.crt")
     assert mounted_file(pod, c, "/var/run/secrets/admin/password") == ("mysql-admin", "password")
     assert mounted_file(pod, c, PASSWORD_FILE) == ("checker-mysql", "mysql-password")
     assert pod["restartPolicy"] == "Never"
