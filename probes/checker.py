@@ -31,7 +31,9 @@ from typing import Any, NoReturn, TypeVar
 import requests
 
 from checker.core.verdict import ANOMALY_TYPES
+from checker.errors import CheckerError
 from checker.secrets import Secret
+from checker.secrets import resolve as resolve_secret
 from probes import _config as cfg
 
 __all__ = [
@@ -301,7 +303,20 @@ def _base_url(value: Any) -> str:
 
 def _token(secrets: Any) -> Secret | None:
     """The bearer token: `{"token": ...}` as chaoslib passes a listed scope, or the whole
-    `{"checker": {"token": ...}}` mapping (direct calls, controls). None when absent or empty."""
+    `{"checker": {"token": ...}}` mapping (direct calls, controls); else the runner's
+    CHECKER_API_TOKEN(_FILE), as the game-day CronJob sets it, so that probes that do not list
+    the secret still authenticate. None when absent or empty."""
+    given = _given_token(secrets)
+    if given is not None:
+        return given
+    try:
+        from_env = resolve_secret(env="CHECKER_API_TOKEN", what="API token")
+    except CheckerError as exc:
+        cfg.fail(str(exc))
+    return from_env if from_env and from_env.reveal().strip() else None
+
+
+def _given_token(secrets: Any) -> Secret | None:
     if secrets is None:
         return None
     if not isinstance(secrets, Mapping):
