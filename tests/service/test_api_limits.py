@@ -6,6 +6,7 @@ import contextlib
 import select
 import socket
 import sqlite3
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +189,35 @@ def test_loopback_bind_without_token_is_allowed(tmp_path: Path, host: str) -> No
     """The lab and local runs keep working without a token on loopback."""
     settings = build(_raw(tmp_path, None, f"{host}:0"), environ={"CHECKER_PASSWORD": "pw-x"})
     assert settings.api_token is None
+
+
+@pytest.fixture
+def small_volume(tmp_path: Path) -> Iterator[Path]:
+    """A 32 MiB tmpfs, like a journal volume with little room left (needs root to mount)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_journal_download_is_refused_when_the_volume_has_no_room(
+    lab: Lab, small_volume: Path
+) -> None:
+    """A snapshot that would leave less than the reserve free is refused (507), nothing written."""
+    with running(lab, small_volume / "j.sqlite", rate=5) as (service, url):
+        assert url is not None
+        wait_writes(service, 5)
+        r = requests.get(url + "/journal", timeout=60)
+    assert r.status_code == 507, r.status_code
+    assert "no room for a journal snapshot" in r.json()["error"]
+    assert sorted(p.name for p in small_volume.iterdir() if p.name.startswith(".snapshot")) == []
