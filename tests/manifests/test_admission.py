@@ -51,7 +51,13 @@ def admitted(
 
     A request the matchConditions do not select is admitted without validations.
     """
-    request = {"operation": operation, "userInfo": {"username": user}, "subResource": sub_resource}
+    namespace = ((new or old or {}).get("metadata") or {}).get("namespace", "")
+    request = {
+        "operation": operation,
+        "userInfo": {"username": user},
+        "subResource": sub_resource,
+        "namespace": namespace,  # the API server's request namespace (from the URL)
+    }
     activation: dict[str, Any] = {
         "request": celpy.json_to_cel(request),
         "object": celpy.json_to_cel(new),
