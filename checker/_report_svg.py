@@ -163,7 +163,7 @@ def _span_rects(x: XScale, spans: Sequence[Span], top: float, bottom: float) -> 
         x0 = x.px(s.start)
         x1 = x.px(s.end if s.end is not None else x.end)
         rects.append(
-            f'<rect class="span span-{s.kind}{" open" if s.end is None else ""}" '
+            f'<rect class="span span-{escape(s.kind)}{" open" if s.end is None else ""}" '
             f'x="{_num(x0)}" y="{_num(top)}" width="{_num(max(x1 - x0, 1.5))}" '
             f'height="{_num(bottom - top)}"><title>{escape(_span_title(s))}</title></rect>'
         )

@@ -57,7 +57,7 @@ from apscheduler.triggers.cron import CronTrigger
 from checker import _gameday_result, _logging, secrets
 from checker._spawn import Spawned, spawn_checker
 from checker.errors import CheckerError, ConfigError
-from checker.secrets import redact
+from checker.secrets import redact, redact_data
 
 log = _logging.get("checker.gameday")
 # A run's exit status: 0 success; 1 a failed criterion or an INVALID verdict; 2 unknown.
@@ -426,6 +426,8 @@ class GameDay:
             log.error("gameday_run_failed", experiment=exp.name, error=str(exc))
         self._judge(exp, folder, summary)
         summary["finished"] = datetime.now(UTC).isoformat()
+        # The summary leaves the process (summary.json, the webhook): one redaction for all of it.
+        summary = redact_data(summary)
         (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
         self._prune(exp.name)
         self._webhook(summary)

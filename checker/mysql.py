@@ -87,8 +87,8 @@ class Endpoint:
     connect_timeout: float = 5.0
     read_timeout: float = 10.0
     unix_socket: str | None = None
-    tls: str = "preferred"  # preferred | required | disabled
-    tls_ca: str | None = None
+    tls: str = "preferred"  # disabled | preferred | required | verify-ca | verify-identity
+    tls_ca: str | None = None  # the CA file the verify-* modes check the server's certificate with
 
     @property
     def address(self) -> str:
@@ -178,7 +178,13 @@ def classify(exc: BaseException, endpoint: Endpoint) -> DatabaseError:
     if code == CR_SSL_CONNECTION_ERROR:
         return UnreachableError(
             f"TLS to MySQL at {where} failed: {text} (--tls preferred falls back to plain "
-            "connections; --tls required needs TLS on the server)"
+            "connections; required, verify-ca and verify-identity need TLS on the server)"
+        )
+    if "CERTIFICATE_VERIFY_FAILED" in text or "IP address mismatch" in text:
+        return UnreachableError(
+            f"TLS to MySQL at {where}: the server's certificate is not trusted "
+            f"(--tls {endpoint.tls}): {text} (check --tls-ca and, for verify-identity, that the "
+            "certificate names this host)"
         )
     if code in (CR_CONN_HOST_ERROR, CR_UNKNOWN_HOST):
         return UnreachableError(f"cannot connect to MySQL at {where}: {text}")
@@ -192,21 +198,31 @@ def classify(exc: BaseException, endpoint: Endpoint) -> DatabaseError:
 
 
 _tls_lock = threading.Lock()
-_tls_contexts: dict[str | None, ssl.SSLContext] = {}
+_tls_contexts: dict[tuple[str | None, str], ssl.SSLContext] = {}
 _no_tls: set[tuple[str, int]] = set()
+# What each mode checks (docs/security.md says what each protects against):
+#   preferred        TLS when the server offers it, else plain; no certificate check
+#   required         TLS or no connection; no certificate check (encrypted, not authenticated)
+#   verify-ca        TLS, the certificate must chain to the --tls-ca CA (any name)
+#   verify-identity  as verify-ca, and the certificate must name the host connected to
+TLS_MODES = ("disabled", "preferred", "required", "verify-ca", "verify-identity")
+VERIFYING_TLS_MODES = ("verify-ca", "verify-identity")
 
 
-def _tls_context(ca: str | None) -> ssl.SSLContext:
-    """One SSLContext per CA, built once: building one loads the CA store (~0.1 s)."""
+def _tls_context(ca: str | None, mode: str) -> ssl.SSLContext:
+    """One SSLContext per (CA, mode), built once: building one loads the CA store (~0.1 s)."""
     with _tls_lock:
-        ctx = _tls_contexts.get(ca)
+        ctx = _tls_contexts.get((ca, mode))
         if ctx is None:
             ctx = ssl.create_default_context(cafile=ca)
-            if ca is None:
-                # No CA given: encrypt but do not verify, as MySQL clients' PREFERRED mode does.
+            if mode not in VERIFYING_TLS_MODES:
+                # Encrypt but do not verify, as MySQL clients' PREFERRED/REQUIRED modes do.
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-            _tls_contexts[ca] = ctx
+            elif mode == "verify-ca":
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_REQUIRED
+            _tls_contexts[(ca, mode)] = ctx
         return ctx
 
 
@@ -215,7 +231,7 @@ def _tls_args(endpoint: Endpoint) -> dict[str, Any]:
         return {"ssl_disabled": True}
     if endpoint.tls == "preferred" and (endpoint.host, endpoint.port) in _no_tls:
         return {"ssl_disabled": True}
-    return {"ssl": _tls_context(endpoint.tls_ca)}
+    return {"ssl": _tls_context(endpoint.tls_ca, endpoint.tls)}
 
 
 def connect(endpoint: Endpoint, *, autocommit: bool = True, **kwargs: Any) -> pymysql.Connection:

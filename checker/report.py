@@ -320,8 +320,9 @@ def _anomaly_row(db: sqlite3.Connection, a: dict[str, Any]) -> AnomalyRow:
     return AnomalyRow(
         type=str(a["type"]),
         node=redact(str(node)) if node else None,
-        writer_id=a.get("writer_id"),
-        seq=a.get("seq"),
+        writer_id=redact(str(a["writer_id"])) if a.get("writer_id") is not None else None,
+        # A verdict file is input: a seq that is not a whole number is no seq at all.
+        seq=a["seq"] if isinstance(a.get("seq"), int) and not isinstance(a["seq"], bool) else None,
         server=redact(server) if server else None,
         when=when,
         evidence=evidence,

@@ -12,8 +12,8 @@ import click
 
 from checker import _logging, schema, secrets
 from checker.errors import ConfigError
-from checker.mysql import parse_endpoint
-from checker.settings import build, connection_options
+from checker.mysql import TLS_MODES, parse_endpoint
+from checker.settings import build, connection_options, parse_tls
 
 EXIT_FOR = {"True": 0, "False": 1, "unknown": 2}  # by str(verdict "valid")
 
@@ -253,6 +253,19 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     help="The created user's password file (or CHECKER_PASSWORD).",
 )
 @click.option("--database", default="integrity", show_default=True, envvar="CHECKER_DATABASE")
+@click.option(
+    "--tls",
+    envvar="CHECKER_TLS",
+    type=click.Choice(TLS_MODES),
+    default=None,
+    help="TLS to MySQL, as for `checker run` (default: preferred; disabled for --lab).",
+)
+@click.option(
+    "--tls-ca",
+    envvar="CHECKER_TLS_CA",
+    type=click.Path(dir_okay=False),
+    help="CA file (PEM) for --tls verify-ca / verify-identity.",
+)
 @click.option("--print-grants", is_flag=True, help="Only print the SQL (DDL and grants) and exit.")
 @click.option(
     "--flavor",
@@ -270,6 +283,8 @@ def setup(
     user_host: str,
     password_file: str | None,
     database: str,
+    tls: str | None,
+    tls_ca: str | None,
     print_grants: bool,
     flavor: str,
 ) -> int:
@@ -298,6 +313,8 @@ def setup(
             )
     else:
         raise ConfigError("where to set up: --lab DIR or --writer mysql://admin@host:port")
+    tls_mode, ca = parse_tls(tls, tls_ca, lab=bool(lab))
+    admin = admin.with_(tls=tls_mode, tls_ca=ca)
     user_password = None
     if create_user:
         pw = secrets.resolve(file=password_file, env="CHECKER_PASSWORD", what="password")

@@ -11,17 +11,31 @@ import os
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 from checker.errors import SecretError
 
 _REDACTED = "***"
 _lock = threading.Lock()
 _known: set[str] = set()
-# `password=...`, `:pass@` in URLs, `Authorization: Bearer ...`
+# What looks like a secret even when it was never registered. Each pattern is linear: a literal
+# anchor (a key name, "://", "bearer") and then single character classes that cannot overlap with
+# what follows them, so no input makes the engine backtrack over what it already scanned. They
+# match the VALUE, never the words around it: "no MySQL password: set CHECKER_PASSWORD" stays.
 _PATTERNS = (
-    re.compile(r"(?i)(password|passwd|pwd|token|secret)(\s*[=:]\s*)([^\s,;&'\"}]+)"),
-    re.compile(r"(?i)([a-z][a-z0-9+.-]*://[^:/@\s]+:)([^@\s]+)(@)"),
-    re.compile(r"(?i)(bearer\s+)([A-Za-z0-9._~+/=-]+)"),
+    # password=hunter2, token=abc (query strings, DSNs, command lines)
+    re.compile(r"(?i)((?:password|passwd|pwd|token|secret|api[_-]?key)=)([^\s,;&'\"}]+)"),
+    # "password": "hunter2" (JSON and Python reprs)
+    re.compile(
+        r"(?i)([\"'](?:password|passwd|pwd|token|secret|api[_-]?key)[\"']\s?:\s?[\"'])"
+        r"([^\"'\s]+)"
+    ),
+    # scheme://user:pass@host: RFC 3986 userinfo holds no "/", so each try stops at the next "/"
+    re.compile(r"(://[^:/@\s]*:)([^@\s/]+)(?=@)"),
+    # Authorization: Bearer abc... (8+ characters: "bearer of bad news" is English)
+    re.compile(r"(?i)(\bbearer\s)([A-Za-z0-9._~+/=-]{8,})"),
+    # IDENTIFIED BY 'hunter2' (SQL echoed in errors)
+    re.compile(r"(?i)(\bidentified by ')([^']+)"),
 )
 
 
@@ -60,15 +74,33 @@ def register(value: str) -> None:
 
 
 def redact(text: str) -> str:
-    """Remove every registered secret and anything that looks like one from `text`."""
+    """Remove every registered secret and anything that looks like one from `text`.
+
+    The secret values are replaced, the text around them is kept.
+    """
     with _lock:
         known = sorted(_known, key=len, reverse=True)
     for value in known:
         if value in text:
             text = text.replace(value, _REDACTED)
-    text = _PATTERNS[0].sub(lambda m: f"{m.group(1)}{m.group(2)}{_REDACTED}", text)
-    text = _PATTERNS[1].sub(lambda m: f"{m.group(1)}{_REDACTED}{m.group(3)}", text)
-    return _PATTERNS[2].sub(lambda m: f"{m.group(1)}{_REDACTED}", text)
+    for pattern in _PATTERNS:
+        text = pattern.sub(_keep_prefix, text)
+    return text
+
+
+def _keep_prefix(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{_REDACTED}"
+
+
+def redact_data(value: Any) -> Any:
+    """`value` with `redact` applied to every string in it (dicts, lists, tuples, keys too)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_data(k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(redact_data(v) for v in value)
+    return value
 
 
 def from_file(path: str | os.PathLike[str], what: str = "password") -> Secret:

@@ -8,6 +8,7 @@ or `--password-file`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import yaml
 
 from checker import secrets
 from checker.errors import ConfigError
-from checker.mysql import Endpoint, parse_endpoint
+from checker.mysql import TLS_MODES, VERIFYING_TLS_MODES, Endpoint, parse_endpoint
 from checker.schema import Names
 from checker.secrets import Secret
 
@@ -68,6 +69,50 @@ def parse_http(value: str | None) -> tuple[str, int] | None:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"--http expects HOST:PORT (e.g. 127.0.0.1:8080), not {value!r}")
     return (host or "127.0.0.1", int(port))
+
+
+def parse_tls(mode: Any, ca: Any, *, lab: bool = False) -> tuple[str, str | None]:
+    """--tls and --tls-ca: a verifying mode needs a CA file, and a CA file a verifying mode."""
+    tls = str(mode or ("disabled" if lab else "preferred"))
+    if tls not in TLS_MODES:
+        raise ConfigError(f"--tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+    tls_ca = str(ca) if ca else None
+    if tls in VERIFYING_TLS_MODES and tls_ca is None:
+        raise ConfigError(
+            f"--tls {tls} needs --tls-ca FILE (CHECKER_TLS_CA): the CA that signed the "
+            "server's certificate"
+        )
+    if tls_ca is not None and tls not in VERIFYING_TLS_MODES:
+        raise ConfigError(
+            f"--tls-ca is only used by --tls verify-ca or verify-identity, not {tls}: "
+            "choose one of those to have the certificate checked"
+        )
+    if tls_ca is not None and not os.path.isfile(tls_ca):
+        raise ConfigError(f"--tls-ca {tls_ca} is not a file: give the CA certificate (PEM)")
+    return tls, tls_ca
+
+
+def _check_api_access(http: tuple[str, int] | None, token: Secret | None) -> None:
+    """An empty token would switch authentication off; no token at all is for loopback only."""
+    if token is not None and not token.reveal().strip():
+        raise ConfigError(
+            "the API token is empty or whitespace (CHECKER_API_TOKEN or --api-token-file): "
+            "put a random token in it, or unset it"
+        )
+    if http is not None and token is None and not _loopback(http[0]):
+        raise ConfigError(
+            f"--http {http[0]}:{http[1]} is not a loopback address and no API token is set: "
+            "set CHECKER_API_TOKEN(_FILE) or --api-token-file, or bind 127.0.0.1"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_nodes(
@@ -160,10 +205,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
     connect_timeout = _number("--connect-timeout", _get(raw, "connect_timeout", 3.0), float, 0.1)
     read_timeout = _number("--statement-timeout", _get(raw, "statement_timeout", 5.0), float, 0.1)
 
-    tls = str(raw.get("tls") or ("disabled" if lab_dir else "preferred"))
-    if tls not in ("preferred", "required", "disabled"):
-        raise ConfigError(f"--tls must be preferred, required or disabled, not {tls!r}")
-    tls_ca = raw.get("tls_ca") or None
+    tls, tls_ca = parse_tls(raw.get("tls"), raw.get("tls_ca"), lab=bool(lab_dir))
 
     def timed(e: Endpoint) -> Endpoint:
         return e.with_(
@@ -182,6 +224,8 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
     token = secrets.resolve(
         file=raw.get("api_token_file"), env="CHECKER_API_TOKEN", environ=environ, what="API token"
     )
+    http = parse_http(raw.get("http"))
+    _check_api_access(http, token)
     duration = raw.get("duration")
     log_format = str(raw.get("log_format") or "auto")
     if log_format not in ("auto", "json", "console"):
@@ -198,7 +242,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         duration=_number("--duration", duration, float, 0.1)
         if duration not in (None, "")
         else None,
-        http=parse_http(raw.get("http")),
+        http=http,
         api_token=token,
         lag_bound=_number("--lag-bound", _get(raw, "lag_bound", 5.0), float, 0.01),
         analysis_interval=_number(
@@ -305,15 +349,16 @@ def connection_options(f: F) -> F:
         click.option(
             "--tls",
             envvar="CHECKER_TLS",
-            type=click.Choice(["preferred", "required", "disabled"]),
+            type=click.Choice(TLS_MODES),
             default=None,
-            help="TLS to MySQL (default: preferred; disabled for --lab).",
+            help="TLS to MySQL (default: preferred; disabled for --lab). verify-ca and "
+            "verify-identity check the server's certificate against --tls-ca.",
         ),
         click.option(
             "--tls-ca",
             envvar="CHECKER_TLS_CA",
             type=click.Path(dir_okay=False),
-            help="CA file to verify the server's certificate (implies verification).",
+            help="CA file (PEM) for --tls verify-ca / verify-identity.",
         ),
         click.option(
             "--log-format",

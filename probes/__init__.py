@@ -17,9 +17,14 @@ import os
 from types import ModuleType
 from typing import Any
 
+from checker._logging import redact_stdlib
+
 __all__ = ["discover"]
 
 logger = logging.getLogger("chaostoolkit")
+# `chaos run` loads this package: from then on every log record of the run (chaostoolkit's
+# own, the activities') passes the checker's redaction before any handler writes it.
+redact_stdlib()
 
 DISTRIBUTION = "mysql-chaos-checker"
 # Imported lazily, so discovery lists whichever of these exist in this installation.

@@ -18,6 +18,12 @@ HELPER_LABELS = {
     "app.kubernetes.io/part-of": "mysql-chaos-checker",
     "app.kubernetes.io/managed-by": "probes.kubernetes",
 }
+# The only taints the helper tolerates (the admission policy in manifests/base/chaos checks them).
+HELPER_TOLERATED_TAINTS = (
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+    "node.kubernetes.io/out-of-service",
+)
 # Enter every namespace of the host's pid 1 so systemctl talks to the host's systemd.
 NSENTER = ["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"]
 
@@ -117,7 +123,9 @@ def helper_pod_manifest(node: str, namespace: str, image: str, duration: int) ->
     """A privileged pod pinned to `node`: arms the restore timer on the host, then stops kubelet.
 
     nodeName skips the scheduler, so cordons and NoSchedule taints do not keep it off the node; the
-    tolerations keep it from being evicted from a node that is (or becomes) not-ready/unreachable.
+    tolerations keep it from being evicted from a node that is (or becomes) not-ready/unreachable
+    or is tainted out-of-service. Exactly those three: a catch-all toleration would let it stay on
+    (and be admitted to) nodes whose owners tainted them to keep such pods away.
     """
     script = stop_script(duration, NSENTER)
     return {
@@ -140,17 +148,8 @@ def helper_pod_manifest(node: str, namespace: str, image: str, duration: int) ->
             "enableServiceLinks": False,
             "terminationGracePeriodSeconds": 0,
             "tolerations": [
-                {
-                    "key": "node.kubernetes.io/not-ready",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                },
-                {
-                    "key": "node.kubernetes.io/unreachable",
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                },
-                {"operator": "Exists"},
+                {"key": key, "operator": "Exists", "effect": "NoExecute"}
+                for key in HELPER_TOLERATED_TAINTS
             ],
             "containers": [
                 {

@@ -6,6 +6,8 @@ argument is checked here before anything is sent to the cluster.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ from probes._args import text as _text
 
 # The scalar checks of `probes._args` are re-exported for `probes.kubernetes` (`check.seconds`).
 __all__ = [
+    "ALLOWED_NAMESPACES_ENV",
     "DEFAULT_HELPER_IMAGE",
     "K8S_KEYS",
     "KUBELET_METHODS",
@@ -44,7 +47,14 @@ _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _UID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
+logger = logging.getLogger("chaostoolkit")
+
 KUBELET_METHODS = ("pod", "ssh", "docker")
+# The allow list is the runner's, never the experiment's: an experiment (or `--var`) could
+# otherwise widen its own blast radius. Set it on the Deployment/CronJob, not in experiments.
+ALLOWED_NAMESPACES_ENV = "CHAOS_ALLOWED_NAMESPACES"
+# An image reference pinned by digest: whatever the tag says, these exact bytes run privileged.
+_DIGEST = re.compile(r"^[^\s@]+@sha256:[0-9a-f]{64}$")
 MAX_KUBELET_DOWN_SECONDS = 86_400
 
 
@@ -67,8 +77,11 @@ class Settings:
 
 # The helper only needs `sh` and util-linux `nsenter` (essential packages in Debian, while busybox
 # builds vary in which applets they ship): after entering pid 1's namespaces it runs the HOST's
-# systemd-run and systemctl, so the image never needs systemd. Pin a digest for air-gapped clusters.
-DEFAULT_HELPER_IMAGE = "debian:12.9-slim"
+# systemd-run and systemctl, so the image never needs systemd. Pinned by digest (the multi-arch
+# index of the tag), because it runs privileged on a node; docs/kubernetes.md says how to mirror it.
+DEFAULT_HELPER_IMAGE = (
+    "debian:12.9-slim@sha256:f70dc8d6a8b6a06824c92471a1a258030836b26b043881358b967bf73de7c5ab"
+)
 
 
 # Every configuration key this module reads, with its default; experiments declare each one
@@ -99,7 +112,7 @@ def settings(configuration: Mapping[str, Any] | None) -> Settings:
         namespace=namespace(config[key], f"configuration {key}"),
         statefulset=name(config["statefulset"], "configuration statefulset"),
         chaos_namespace=namespace(config["chaos_namespace"], "configuration chaos_namespace"),
-        allowed_namespaces=_allow_list(config.get("allowed_namespaces")),
+        allowed_namespaces=allowed_namespaces(config),
         helper_image=_image(config["helper_image"]),
         ssh_user=None if ssh_user in (None, "") else _ssh_user(ssh_user),
         ssh_host_template=None if template in (None, "") else _template(template),
@@ -119,18 +132,42 @@ def require_allowed(settings: Settings, namespaces: Iterable[str], action: str) 
     allowed = settings.allowed_namespaces
     if not allowed:
         raise ActivityFailed(
-            f"refusing to {action}: configuration allowed_namespaces is not set; "
-            "list the namespaces chaos may touch, e.g. --var allowed_namespaces=mysql,chaos"
+            f"refusing to {action}: {ALLOWED_NAMESPACES_ENV} is not set in the runner's "
+            "environment; list the namespaces chaos may touch there, "
+            f"e.g. {ALLOWED_NAMESPACES_ENV}=mysql,chaos"
         )
     refused = sorted(set(namespaces) - allowed)
     if refused:
         raise ActivityFailed(
             f"refusing to {action}: namespace(s) {','.join(refused)} not in "
-            f"allowed_namespaces ({','.join(sorted(allowed))})"
+            f"allowed_namespaces ({ALLOWED_NAMESPACES_ENV}={','.join(sorted(allowed))})"
         )
 
 
-def _allow_list(value: Any) -> frozenset[str] | None:
+def allowed_namespaces(
+    config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> frozenset[str] | None:
+    """The allow list from the runner's environment; configuration `allowed_namespaces` is ignored.
+
+    An experiment may still declare the key (older experiments read it from the same variable);
+    a value that differs from the environment's is logged as ignored, never used.
+    """
+    env = os.environ if environ is None else environ
+    allowed = _allow_list(env.get(ALLOWED_NAMESPACES_ENV), ALLOWED_NAMESPACES_ENV)
+    if "allowed_namespaces" in config:
+        try:
+            same = _allow_list(config["allowed_namespaces"], "configuration") == allowed
+        except ActivityFailed:
+            same = False
+        if not same:
+            logger.warning(
+                "configuration allowed_namespaces is ignored: the allow list comes only from "
+                f"{ALLOWED_NAMESPACES_ENV} in the runner's environment"
+            )
+    return allowed
+
+
+def _allow_list(value: Any, source: str) -> frozenset[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -139,13 +176,11 @@ def _allow_list(value: Any) -> frozenset[str] | None:
         entries = list(value)
     else:
         raise ActivityFailed(
-            "configuration allowed_namespaces must be a JSON list or a comma-separated string, "
+            f"{source} allowed_namespaces must be a JSON list or a comma-separated string, "
             f"not {type(value).__name__}"
         )
     cleaned = [e.strip() if isinstance(e, str) else e for e in entries]
-    return frozenset(
-        namespace(e, "an allowed_namespaces entry") for e in cleaned if e not in ("", None)
-    )
+    return frozenset(namespace(e, f"an entry of {source}") for e in cleaned if e not in ("", None))
 
 
 def name(value: Any, what: str) -> str:
@@ -180,6 +215,11 @@ def _image(value: Any) -> str:
     text = _text(value, "configuration helper_image")
     if any(c.isspace() for c in text):
         raise ActivityFailed(f"configuration helper_image {text!r} is not an image reference")
+    if not _DIGEST.match(text):
+        raise ActivityFailed(
+            f"configuration helper_image {text!r} is not pinned by digest: the helper runs "
+            "privileged, give <image>@sha256:<64 hex> (docs/kubernetes.md: the helper image)"
+        )
     return text
 
 

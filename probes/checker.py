@@ -4,8 +4,8 @@ Target (configuration): `checker_url`, default `http://checker.mysql.svc:8080` (
 manifests/base/checker); for the local lab `http://127.0.0.1:8080` with
 `checker run --lab .lab --http 127.0.0.1:8080`. A path prefix (a proxy) is kept; credentials in
 the URL are refused. `checker_timeout` bounds each HTTP request (seconds, default 10). The bearer
-token of the POST routes is the `checker` secret's `token` (list `"checker"` in the provider's
-secrets); GET routes need none.
+token is the `checker` secret's `token` (list `"checker"` in the provider's secrets); it is
+sent on every request, since the checker wants it on every route that reveals its state.
 
 Failure policy, as in `probes.mysql`: a checker that does not answer (unreachable, timed out,
 HTTP 5xx) is the system's state, not a mistake, so the boolean probes return False and the
@@ -31,7 +31,9 @@ from typing import Any, NoReturn, TypeVar
 import requests
 
 from checker.core.verdict import ANOMALY_TYPES
+from checker.errors import CheckerError
 from checker.secrets import Secret
+from checker.secrets import resolve as resolve_secret
 from probes import _config as cfg
 
 __all__ = [
@@ -329,7 +331,20 @@ def _base_url(value: Any) -> str:
 
 def _token(secrets: Any) -> Secret | None:
     """The bearer token: `{"token": ...}` as chaoslib passes a listed scope, or the whole
-    `{"checker": {"token": ...}}` mapping (direct calls, controls). None when absent or empty."""
+    `{"checker": {"token": ...}}` mapping (direct calls, controls); else the runner's
+    CHECKER_API_TOKEN(_FILE), as the game-day CronJob sets it, so that probes that do not list
+    the secret still authenticate. None when absent or empty."""
+    given = _given_token(secrets)
+    if given is not None:
+        return given
+    try:
+        from_env = resolve_secret(env="CHECKER_API_TOKEN", what="API token")
+    except CheckerError as exc:
+        cfg.fail(str(exc))
+    return from_env if from_env and from_env.reveal().strip() else None
+
+
+def _given_token(secrets: Any) -> Secret | None:
     if secrets is None:
         return None
     if not isinstance(secrets, Mapping):
@@ -356,7 +371,7 @@ def call_api(
 ) -> Any:
     """One request; the JSON answer, or NoAnswer / ActivityFailed as the policy says."""
     headers = {"Accept": "application/json"}
-    if method == "POST" and checker.token:
+    if checker.token:  # every route but /healthz and /metrics needs it when one is set
         headers["Authorization"] = f"Bearer {checker.token.reveal()}"
     where = f"the checker at {checker.url}"
     try:

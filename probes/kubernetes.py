@@ -7,7 +7,9 @@ control plane has lost it, whether the StatefulSet kept its at-most-one promise,
 
 Client configuration follows chaostoolkit-kubernetes (`chaosk8s.create_k8s_api_client`): the
 `kubernetes` secrets, KUBECONFIG/KUBERNETES_CONTEXT, in-cluster with CHAOSTOOLKIT_IN_POD=true.
-Every destructive activity refuses namespaces missing from configuration `allowed_namespaces`.
+Every destructive activity refuses namespaces missing from the runner's environment variable
+CHAOS_ALLOWED_NAMESPACES (never from experiment configuration), and node-level faults refuse any
+node that runs no pod of the target StatefulSet, and every control-plane node (`_k8s_scope`).
 
 Chaos Toolkit cannot pass one activity's output to another, so the destructive actions note
 their targets for this `chaos run` process (`_k8s_memory`): `wait_kubelet_restored`,
@@ -29,6 +31,7 @@ from probes import _k8s_commands as commands
 from probes import _k8s_config as check
 from probes import _k8s_kubelet as kubelet
 from probes import _k8s_model as model
+from probes import _k8s_scope as scope
 from probes._k8s_api import Cluster, Conflict, cluster, poll
 from probes._k8s_memory import MEMORY, StoppedKubelet
 
@@ -271,7 +274,8 @@ def stop_kubelet(
     `chaos_namespace`, runs both through `nsenter -t 1`; "ssh": `ssh [ssh_user@]<host>` with
     `sudo -n`, host from configuration `ssh_host_template` or the node's InternalIP; "docker":
     `docker exec <node>` for kind nodes. Refused unless the pod's namespace (`ns`, default
-    configuration `namespace`) and the chaos namespace are both in `allowed_namespaces`.
+    configuration `namespace`) and the chaos namespace are both in CHAOS_ALLOWED_NAMESPACES,
+    and unless the node runs a pod of the StatefulSet there and is no control-plane node.
     """
     settings = check.settings(configuration)
     chosen = check.choice(method, "method", check.KUBELET_METHODS)
@@ -281,7 +285,9 @@ def stop_kubelet(
     check.require_allowed(settings, [namespace, settings.chaos_namespace], "stop kubelet")
     with cluster(secrets, settings.request_timeout) as api:
         target_name = _resolve_node(api, namespace, node_name, pod_name)
-        target = api.node(target_name)
+        target = scope.require_target_node(
+            api, namespace, settings.statefulset, target_name, "stop kubelet"
+        )
         _require_ready(target, target_name)
         helper, state = kubelet.stop(api, settings, chosen, target, seconds)
     MEMORY.stopped(StoppedKubelet(target_name, chosen, model.ready_heartbeat(target)))
@@ -355,7 +361,8 @@ def taint_out_of_service(
     node that is shut down, so a Ready node is refused: tainting it would evict everything on it.
     `unsafe: true` skips that check. Idempotent: an existing out-of-service NoExecute taint is
     left alone (and never removed by the rollback), as are other taints. Refused unless the MySQL
-    namespace and the chaos namespace are both allowed.
+    namespace and the chaos namespace are both allowed, and unless the node runs a pod of the
+    StatefulSet there and is no control-plane node.
     """
     settings = check.settings(configuration)
     node_name, pod_name = _node_or_pod(node, pod)
@@ -366,6 +373,9 @@ def taint_out_of_service(
     )
     with cluster(secrets, settings.request_timeout) as api:
         target = _resolve_node(api, namespace, node_name, pod_name)
+        scope.require_target_node(
+            api, namespace, settings.statefulset, target, "taint a node out-of-service"
+        )
         ready = model.node_ready(api.node(target))
         if ready == "True" and not skip_check:
             raise ActivityFailed(
@@ -404,6 +414,8 @@ def remove_out_of_service_taint(
     )
     changed: list[str] = []
     with cluster(secrets, settings.request_timeout) as api:
+        if explicit:
+            scope.require_not_control_plane(api.node(explicit), "remove an out-of-service taint")
         for name in targets:
             if _edit_taints(api, name, model.without_out_of_service):
                 changed.append(name)

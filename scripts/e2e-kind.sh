@@ -198,6 +198,21 @@ kubectl -n mysql create secret generic checker-api --from-literal=token="$api_to
 # own copies (the steady-state probes write a marker as the checker's user).
 kubectl -n chaos create secret generic checker-api --from-literal=token="$api_token" >&2
 kubectl -n chaos create secret generic checker-mysql --from-literal=mysql-password="$checker_password" >&2
+# MySQL's TLS: a throwaway CA and a server certificate naming every host the checker uses
+# (mysql-N.mysql, mysql-read, and their qualified names), for CHECKER_TLS=verify-identity.
+tls_dir=$(mktemp -d)
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=e2e mysql CA" \
+  -keyout "$tls_dir/ca.key" -out "$tls_dir/ca.crt" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj "/CN=mysql" \
+  -keyout "$tls_dir/tls.key" -out "$tls_dir/tls.csr" 2>/dev/null
+san="DNS:*.mysql,DNS:*.mysql.mysql.svc,DNS:*.mysql.mysql.svc.cluster.local,DNS:mysql-read"
+san="$san,DNS:mysql-read.mysql.svc,DNS:mysql-read.mysql.svc.cluster.local"
+openssl x509 -req -in "$tls_dir/tls.csr" -CA "$tls_dir/ca.crt" -CAkey "$tls_dir/ca.key" \
+  -CAcreateserial -days 2 -extfile <(printf 'subjectAltName=%s\n' "$san") \
+  -out "$tls_dir/tls.crt" 2>/dev/null
+kubectl -n mysql create secret generic mysql-tls --from-file=ca.crt="$tls_dir/ca.crt" \
+  --from-file=tls.crt="$tls_dir/tls.crt" --from-file=tls.key="$tls_dir/tls.key" >&2
+rm -rf "$tls_dir"
 
 say "applying $overlay"
 kubectl apply -f "$out/rendered.yaml" >&2
@@ -236,7 +251,8 @@ kubectl -n chaos logs "job/$job" --tail=-1 >"$out/gameday.log" 2>&1 || true
 print_results "$out/gameday.log"
 
 say "fetching the checker's verdict"
-curl -fsS "$checker_url/verdict" >"$out/verdict.json" || { say "could not fetch $checker_url/verdict"; exit 1; }
+# /verdict reveals hosts and GTID sets: it wants the API token like every revealing route.
+curl -fsS -H "Authorization: Bearer $api_token" "$checker_url/verdict" >"$out/verdict.json" || { say "could not fetch $checker_url/verdict"; exit 1; }
 verdict=$("$python" -c 'import json, sys; v = json.load(open(sys.argv[1]))["valid"]; print({True: "VALID", False: "INVALID"}.get(v, "UNKNOWN"))' "$out/verdict.json")
 say "verdict: $verdict"
 [[ $verdict == VALID && $failed == 0 ]] || exit 1

@@ -388,12 +388,30 @@ def terminate(pid: int, timeout: float = 30.0) -> None:
         wait_exit(pid, 10)
 
 
+# In the socket directory (mode 0700), once root@localhost has its password: the path of the
+# file that holds it (the lab's secrets/root.password), never the password itself.
+ROOT_PASSWORD_POINTER = ".root-password-file"  # noqa: S105 - a file name, not a password
+
+
+def root_password(sock: Path) -> str:
+    """root@localhost's password for the node behind `sock`: "" until the lab has set it."""
+    pointer = sock.parent / ROOT_PASSWORD_POINTER
+    try:
+        return Path(pointer.read_text().strip()).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
 def socket_connect(sock: Path, timeout: float = 5.0) -> pymysql.Connection:
-    """Root over the node's Unix socket: the lab's own back door, never through the proxy."""
+    """Root over the node's Unix socket: the lab's own back door, never through the proxy.
+
+    root@localhost has a password too (the lab's secrets/root.password, found through the
+    pointer file beside the sockets), so a local user who reaches the socket still needs it.
+    """
     return pymysql.connect(
         unix_socket=str(sock),
         user="root",
-        password="",
+        password=root_password(sock),
         connect_timeout=timeout,
         read_timeout=max(timeout, 30),
         autocommit=True,

@@ -335,7 +335,9 @@ class Lab:
         run = self._socket_dir()
         for d in (self.dir, self.dir / "secrets", self.dir / "logs", run):
             d.mkdir(parents=True, exist_ok=True)
+        # Private: the secrets, and the sockets that reach root@localhost.
         os.chmod(self.dir / "secrets", 0o700)
+        os.chmod(run, 0o700)
         for user in (ROOT_USER, APP_USER, REPL_USER):
             path = self.password_file(user)
             path.write_text(secrets.token_hex(16) + "\n")
@@ -414,6 +416,20 @@ class Lab:
                 *schema.grants(names, APP_USER, "127.0.0.1", state["flavor"]),
             ],
         )
+        # Last, root@localhost (the socket account) gets the root password on every node, each
+        # on its own and unlogged (replication is not set up yet); from then on the lab's own
+        # connections find it through the pointer file beside the sockets.
+        for node in state["nodes"].values():
+            _server.execute(
+                Path(node["socket"]),
+                [
+                    "SET SESSION sql_log_bin = 0",
+                    f"ALTER USER '{ROOT_USER}'@'localhost' IDENTIFIED BY '{root_pw}'",
+                ],
+            )
+        pointer = sock.parent / _server.ROOT_PASSWORD_POINTER
+        pointer.write_text(f"{self.password_file(ROOT_USER)}\n")
+        os.chmod(pointer, 0o600)
 
     def _configure_replica(self, state: dict[str, Any], name: str) -> None:
         node = state["nodes"][name]
@@ -428,6 +444,7 @@ class Lab:
         error_log = logs / f"{name}.err"
         sock = Path(node["socket"])
         sock.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(sock.parent, 0o700)
         port = int(node["port"])
         deadline = time.monotonic() + 10
         while _port_busy(port):

@@ -24,6 +24,13 @@ from tests.probes.conftest import restore, run_python
 from tests.service._run import get
 
 
+@pytest.fixture(autouse=True)
+def _runner_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token in the runner's environment, as the game-day CronJob has it: probes that list
+    no secret (the experiments' GET probes) still authenticate; a listed secret wins."""
+    monkeypatch.setenv("CHECKER_API_TOKEN", TOKEN)
+
+
 def config_for(checker: Checker, **extra: Any) -> dict[str, Any]:
     return {"checker_url": checker.url, **extra}
 
@@ -121,10 +128,14 @@ def test_verify_with_the_token_returns_a_flat_verdict(shared_checker: Checker) -
     ],
 )
 def test_a_refused_token_is_one_line_without_the_token(
-    shared_checker: Checker, secrets: dict[str, Any] | None, hint: str
+    shared_checker: Checker,
+    secrets: dict[str, Any] | None,
+    hint: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A wrong or missing token fails verify with one line naming the bearer token problem and
     what to do, never the token itself."""
+    monkeypatch.delenv("CHECKER_API_TOKEN")  # missing means missing everywhere
     with pytest.raises(ActivityFailed) as failed:
         checker_probes.verify(configuration=config_for(shared_checker), secrets=secrets)
     message = str(failed.value)
@@ -320,10 +331,14 @@ def test_credentials_in_the_url_are_refused_and_not_echoed() -> None:
     assert "hunter2" not in str(failed.value)
 
 
-def test_the_default_url_is_the_clusters_service() -> None:
+def test_the_default_url_is_the_clusters_service(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without checker_url the probes go to the checker's Service in namespace mysql."""
+    monkeypatch.delenv("CHECKER_API_TOKEN")
     target = checker_probes.target(None, {"checker": {"token": " t0ken-with-spaces \n"}})
     assert target.url == "http://checker.mysql.svc:8080"
     assert target.token is not None
     assert target.token.reveal() == "t0ken-with-spaces"
     assert checker_probes.target({}, {"checker": {"token": ""}}).token is None
+    monkeypatch.setenv("CHECKER_API_TOKEN", "from-the-runner-env")
+    from_env = checker_probes.target({}, None).token
+    assert from_env is not None and from_env.reveal() == "from-the-runner-env"

@@ -7,6 +7,7 @@ import pytest
 from checker.lab.topology import Lab
 from tests.chaos.conftest import (
     LOCAL,
+    TOKEN,
     ChaosRun,
     Checker,
     log_lines,
@@ -19,12 +20,12 @@ from tests.service._run import get
 
 @pytest.fixture(scope="module")
 def run(lab: Lab, checker: Checker, tmp_path_factory: pytest.TempPathFactory) -> ChaosRun:
-    """One real run; the token is not given, as nothing in this experiment POSTs but the
-    control, which must carry on without it."""
+    """One real run, with the checker's token: its GET probes (verdict, counts) need it too."""
     return run_experiment(
         LOCAL / "promote-lagging-replica.json",
         tmp_path_factory.mktemp("promote"),
         {"lab_dir": lab.dir, "checker_url": checker.url},
+        {"checker": {"token": TOKEN}},
         timeout=120,
     )
 
@@ -70,9 +71,8 @@ def test_the_checker_lists_the_lost_writes(run: ChaosRun, checker: Checker) -> N
     assert all(a["writer_id"] and a["seq"] is not None for a in lost)
 
 
-def test_the_control_carried_on_without_a_token(run: ChaosRun, checker: Checker) -> None:
-    """The checker wants a token the run did not give: the control warned once and the run went
-    on, so no annotation was stored."""
-    assert get(checker.url, "/annotations") == []
-    (warning,) = log_lines(run, "WARNING", "checker-timeline")
-    assert "HTTP 401" in warning
+def test_the_control_annotated_the_timeline(run: ChaosRun, checker: Checker) -> None:
+    """With the token the control's annotations reach the checker, without a warning (its
+    refusal without one is tests/chaos/test_control.py's)."""
+    assert get(checker.url, "/annotations") != []
+    assert log_lines(run, "WARNING", "checker-timeline") == []

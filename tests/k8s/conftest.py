@@ -70,6 +70,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
         monkeypatch.delenv(name, raising=False)
     use_kubeconfig(monkeypatch, tmp_path / "no-kubeconfig")
     monkeypatch.setenv("HOME", str(tmp_path))
+    # The allow list is the runner's environment, as the game-day CronJob sets it.
+    monkeypatch.setenv("CHAOS_ALLOWED_NAMESPACES", "mysql,chaos")
     MEMORY.clear()
     yield
     MEMORY.clear()
@@ -99,7 +101,6 @@ def config() -> dict[str, Any]:
         "namespace": "mysql",
         "statefulset": "mysql",
         "chaos_namespace": "chaos",
-        "allowed_namespaces": ["mysql", "chaos"],
         "poll_interval_seconds": 0.01,
         "helper_start_timeout": 2,
     }

@@ -165,9 +165,11 @@ def test_replaced_between_check_and_delete_is_already_gone(
     assert api.get("pods", "mysql-0", "mysql")["metadata"]["uid"] == NEW_UID0  # type: ignore[index]
 
 
-def test_namespace_not_allowed_sends_nothing(api: FakeKubeAPI, config: dict[str, Any]) -> None:
+def test_namespace_not_allowed_sends_nothing(
+    api: FakeKubeAPI, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The allow list is checked before the cluster is even asked."""
-    config["allowed_namespaces"] = ["chaos"]
+    monkeypatch.setenv("CHAOS_ALLOWED_NAMESPACES", "chaos")
     with pytest.raises(
         ActivityFailed, match=r"refusing to force delete a pod: namespace\(s\) mysql"
     ):

@@ -80,7 +80,13 @@ def test_helper_pod_spec_arms_the_timer_before_the_stop(
         "operator": "Exists",
         "effect": "NoExecute",
     } in (spec["tolerations"])
-    assert {"operator": "Exists"} in spec["tolerations"]
+    assert {
+        "key": "node.kubernetes.io/out-of-service",
+        "operator": "Exists",
+        "effect": "NoExecute",
+    } in (spec["tolerations"])
+    assert len(spec["tolerations"]) == 3, "a catch-all toleration lets it onto any tainted node"
+    assert all(t.get("key") for t in spec["tolerations"])
     (container,) = spec["containers"]
     assert container["securityContext"] == {"privileged": True}
     assert container["resources"]["limits"] == {"cpu": "100m", "memory": "64Mi"}
@@ -96,10 +102,11 @@ def test_helper_pod_spec_arms_the_timer_before_the_stop(
 def test_helper_image_is_configurable(api: FakeKubeAPI, config: dict[str, Any]) -> None:
     """configuration helper_image replaces the default image; the node can be named directly."""
     api.after(1, "POST", HELPERS, _helper_status(RUNNING))
-    config["helper_image"] = "registry.local/tools/nsenter:2.38"
+    mirrored = "registry.local/tools/debian@sha256:" + "ab" * 32
+    config["helper_image"] = mirrored
     k8s.stop_kubelet(node="chaos-worker", duration="60", configuration=config)
     (create,) = api.requests_for("POST")
-    assert create.body["spec"]["containers"][0]["image"] == "registry.local/tools/nsenter:2.38"
+    assert create.body["spec"]["containers"][0]["image"] == mirrored
     assert "--on-active=60s" in create.body["spec"]["containers"][0]["command"][2]
 
 
@@ -170,21 +177,31 @@ def test_node_already_down_is_refused(api: FakeKubeAPI, config: dict[str, Any]) 
 @pytest.mark.parametrize(
     ("allowed", "message"),
     [
-        (None, "allowed_namespaces is not set"),
-        (["mysql"], r"namespace\(s\) chaos not in allowed_namespaces \(mysql\)"),
-        ("chaos", r"namespace\(s\) mysql not in allowed_namespaces \(chaos\)"),
-        ([], "allowed_namespaces is not set"),
-        ("", "allowed_namespaces is not set"),
+        (None, "CHAOS_ALLOWED_NAMESPACES is not set"),
+        (
+            "mysql",
+            r"namespace\(s\) chaos not in allowed_namespaces \(CHAOS_ALLOWED_NAMESPACES=mysql\)",
+        ),
+        (
+            "chaos",
+            r"namespace\(s\) mysql not in allowed_namespaces \(CHAOS_ALLOWED_NAMESPACES=chaos\)",
+        ),
+        (" , ", "CHAOS_ALLOWED_NAMESPACES is not set"),
+        ("", "CHAOS_ALLOWED_NAMESPACES is not set"),
     ],
 )
 def test_allow_list_refuses_before_any_request(
-    api: FakeKubeAPI, config: dict[str, Any], allowed: Any, message: str
+    api: FakeKubeAPI,
+    config: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    allowed: str | None,
+    message: str,
 ) -> None:
     """Both the MySQL and the chaos namespace must be allowed; a refusal sends no request."""
     if allowed is None:
-        del config["allowed_namespaces"]
+        monkeypatch.delenv("CHAOS_ALLOWED_NAMESPACES")
     else:
-        config["allowed_namespaces"] = allowed
+        monkeypatch.setenv("CHAOS_ALLOWED_NAMESPACES", allowed)
     with pytest.raises(ActivityFailed, match=message):
         k8s.stop_kubelet(pod="mysql-0", configuration=config)
     assert api.requests == []

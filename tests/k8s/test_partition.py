@@ -71,9 +71,11 @@ def test_partition_of_a_missing_pod_is_refused(api: FakeKubeAPI, config: dict[st
     assert api.mutating_requests() == []
 
 
-def test_partition_needs_the_namespace_allowed(api: FakeKubeAPI, config: dict[str, Any]) -> None:
+def test_partition_needs_the_namespace_allowed(
+    api: FakeKubeAPI, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Partition and heal refuse a namespace missing from the allow list, sending nothing."""
-    config["allowed_namespaces"] = ["chaos"]
+    monkeypatch.setenv("CHAOS_ALLOWED_NAMESPACES", "chaos")
     for action in (k8s.partition_pod, k8s.heal_partition):
         with pytest.raises(ActivityFailed, match="not in allowed_namespaces"):
             action("mysql-2", configuration=config)

@@ -139,9 +139,11 @@ def _only_first_unreachable(server: FakeKubeAPI) -> None:
     server.put(node)
 
 
-def test_taint_needs_both_namespaces_allowed(api: FakeKubeAPI, config: dict[str, Any]) -> None:
+def test_taint_needs_both_namespaces_allowed(
+    api: FakeKubeAPI, config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Node-level faults need the MySQL and the chaos namespace in the allow list."""
-    config["allowed_namespaces"] = "mysql"
+    monkeypatch.setenv("CHAOS_ALLOWED_NAMESPACES", "mysql")
     with pytest.raises(ActivityFailed, match=r"namespace\(s\) chaos not in allowed_namespaces"):
         k8s.taint_out_of_service(node="chaos-worker", configuration=config)
     with pytest.raises(ActivityFailed, match=r"namespace\(s\) chaos not in allowed_namespaces"):

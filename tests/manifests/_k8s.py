@@ -43,11 +43,20 @@ EXTERNAL_SECRETS: dict[tuple[str, str], set[str]] = {
     ("mysql", "mysql-admin"): {"password", "replication-password"},
     ("mysql", "checker-mysql"): {"mysql-password"},
     ("mysql", "checker-api"): {"token"},
+    # MySQL's TLS certificate and key, and the CA the checker verifies them with.
+    ("mysql", "mysql-tls"): {"ca.crt", "tls.crt", "tls.key"},
     ("chaos", "checker-api"): {"token"},
     ("chaos", "checker-mysql"): {"mysql-password"},
 }
 
-CLUSTER_SCOPED_KINDS = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume"}
+CLUSTER_SCOPED_KINDS = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PersistentVolume",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 NON_KUBERNETES_API_GROUPS = ("kustomize.config.k8s.io/", "kind.x-k8s.io/")
 
 

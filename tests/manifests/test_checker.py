@@ -16,6 +16,7 @@ from tests.manifests._k8s import (
 )
 
 PASSWORD_FILE = "/var/run/secrets/checker/mysql-password"
+MYSQL_CA = "/var/run/secrets/mysql-tls/ca.crt"
 
 
 def _rel(path: Path) -> str:
@@ -86,6 +87,28 @@ def test_checker_settings_come_from_the_environment(target: Path) -> None:
     assert env["CHECKER_PASSWORD_FILE"] == PASSWORD_FILE
     assert mounted_file(pod, c, PASSWORD_FILE) == ("checker-mysql", "mysql-password")
     assert mounted_file(pod, c, env["CHECKER_API_TOKEN_FILE"]) == ("checker-api", "token")
+    # TLS that nobody on the path can downgrade or impersonate: the server's certificate must
+    # chain to the mysql-tls CA and name the host (docs/security.md).
+    assert env["CHECKER_TLS"] == "verify-identity"
+    assert env["CHECKER_TLS_CA"] == MYSQL_CA
+    assert mounted_file(pod, c, MYSQL_CA) == ("mysql-tls", "ca.crt")
+
+
+@pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
+def test_mysql_serves_tls_from_the_mysql_tls_secret(target: Path) -> None:
+    """Every MySQL server presents the certificate whose CA the checker verifies against."""
+    objs = render(target)
+    config = find(objs, "ConfigMap", "mysql", "mysql")["data"]["common.cnf"]
+    for line in (
+        "ssl_ca = /etc/mysql/tls/ca.crt",
+        "ssl_cert = /etc/mysql/tls/tls.crt",
+        "ssl_key = /etc/mysql/tls/tls.key",
+    ):
+        assert line in config
+    pod = find(objs, "StatefulSet", "mysql", "mysql")["spec"]["template"]["spec"]
+    mysql = next(c for c in pod["containers"] if c["name"] == "mysql")
+    for key in ("ca.crt", "tls.crt", "tls.key"):
+        assert mounted_file(pod, mysql, f"/etc/mysql/tls/{key}") == ("mysql-tls", key)
 
 
 @pytest.mark.parametrize("target", RENDER_TARGETS, ids=_rel)
@@ -136,7 +159,12 @@ def test_setup_job_creates_the_least_privilege_user(target: Path) -> None:
         "checker",
         "--password-file",
         PASSWORD_FILE,
+        "--tls",
+        "verify-identity",
+        "--tls-ca",
+        MYSQL_CA,
     ]
+    assert mounted_file(pod, c, MYSQL_CA) == ("mysql-tls", "ca.crt")
     assert mounted_file(pod, c, "/var/run/secrets/admin/password") == ("mysql-admin", "password")
     assert mounted_file(pod, c, PASSWORD_FILE) == ("checker-mysql", "mysql-password")
     assert pod["restartPolicy"] == "Never"
@@ -161,6 +189,7 @@ def test_network_policy_allows_only_mysql_dns_and_http(target: Path) -> None:
 
     (ingress,) = policy["ingress"]
     assert _ports(ingress) == {("TCP", 8080)}
+    _admits_only_the_runner_and_monitoring(objs, ingress)
 
     egress = policy["egress"]
     assert len(egress) == 2
@@ -173,3 +202,18 @@ def test_network_policy_allows_only_mysql_dns_and_http(target: Path) -> None:
     assert dns["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
     assert dns["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
     assert _ports(to_dns) == {("UDP", 53), ("TCP", 53)}
+
+
+def _admits_only_the_runner_and_monitoring(objs: list[Obj], ingress: Obj) -> None:
+    """The API's peers: the game-day pods in "chaos" and the monitoring namespace, no others."""
+    peers = ingress.get("from")
+    assert peers, "an ingress rule without `from` admits every source in the cluster"
+    runner, monitoring = peers
+    assert runner["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "chaos"}
+    gameday = find(objs, "CronJob", "gameday", "chaos")["spec"]["jobTemplate"]["spec"]
+    pod_labels = gameday["template"]["metadata"]["labels"]
+    assert runner["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert monitoring == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    assert all("ipBlock" not in peer for peer in peers)

@@ -233,5 +233,6 @@ def test_external_secrets_are_documented_and_created_by_the_e2e_script() -> None
         assert create in docs, f"docs/kubernetes.md does not show: {create}"
         assert create in script, f"scripts/e2e-kind.sh does not run: {create}"
         for key in keys:
-            assert f"--from-literal={key}=" in script, f"e2e script never sets {name}/{key}"
+            given = (f"--from-literal={key}=", f"--from-file={key}=")
+            assert any(g in script for g in given), f"e2e script never sets {name}/{key}"
             assert f"{key}=" in docs, f"docs never set {name}/{key}"

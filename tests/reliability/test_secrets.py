@@ -115,7 +115,9 @@ def test_the_whole_flow_leaks_no_secret(lab: Lab, tmp_path: Path) -> None:
         url = json.loads(ready.read_text())["url"]
         auth = {"Authorization": f"Bearer {TOKEN}"}
         wait_for(
-            lambda: requests.get(url + "/status", timeout=5).json()["writes"]["ok"] > 100,
+            lambda: (
+                requests.get(url + "/status", headers=auth, timeout=5).json()["writes"]["ok"] > 100
+            ),
             timeout=60,
             what="writes",
         )
@@ -135,10 +137,10 @@ def test_the_whole_flow_leaks_no_secret(lab: Lab, tmp_path: Path) -> None:
                 timeout=10,
             ),
             requests.post(url + "/verify", headers=auth, timeout=180),
-            requests.get(url + "/status", timeout=10),
-            requests.get(url + "/verdict", timeout=10),
+            requests.get(url + "/status", headers=auth, timeout=10),
+            requests.get(url + "/verdict", headers=auth, timeout=10),
             requests.get(url + "/metrics", timeout=10),
-            requests.get(url + "/annotations", timeout=10),
+            requests.get(url + "/annotations", headers=auth, timeout=10),
             requests.get(url + "/openapi.json", timeout=10),
             requests.get(url + "/journal", headers=auth, timeout=60),
         ]

@@ -3,6 +3,8 @@ a journal-only analysis that finds something, and bounded memory on a large jour
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 import random
@@ -214,3 +216,39 @@ def test_verdict_file_errors_name_the_file(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=re.escape(expected)) as err:
             write_report(journal, tmp_path / "out", verdict_file=bad)
         assert "\n" not in str(err.value) and str(bad) in str(err.value)
+
+
+def test_crafted_verdict_fields_are_escaped(tmp_path: Path) -> None:
+    """Markup in any field of a verdict file (seq, writer, node, server, type) never renders raw."""
+    ok = Outcome.OK
+    attempts = [
+        Attempt("w1", i, "ab" * 32, ok, T0 + i, T0 + i + 0.01, server="1@old", node="mysql-0")
+        for i in range(1, 20)
+    ] + [
+        Attempt("w2", i, "cd" * 32, ok, T0 + 10 + i, T0 + 10.01 + i, server="2@new", node="mysql-1")
+        for i in range(1, 10)
+    ]
+    journal = _journal(tmp_path / "j.sqlite", attempts)
+    write_report(journal, tmp_path / "first")
+    verdict = json.loads((tmp_path / "first" / "verdict.json").read_text())
+    evil = "<script>alert(1)</script>"
+    anomaly = verdict["anomalies"][0]
+    anomaly.update(seq=evil, writer_id=evil, node=evil)
+    anomaly["evidence"] = {**anomaly.get("evidence", {}), "server": evil, evil: evil}
+    crafted = tmp_path / "crafted.json"
+    crafted.write_text(json.dumps(verdict))
+    html = write_report(journal, tmp_path / "out", verdict_file=crafted).read_text()
+    assert "<script" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_csp_allows_no_inline_script_and_only_the_pages_own_style(tmp_path: Path) -> None:
+    """The policy names no 'unsafe-inline' and no script; the one <style> matches its hash."""
+    html = write_report(_journal(tmp_path / "j.sqlite", []), tmp_path / "out").read_text()
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
+    assert policy is not None
+    assert "unsafe-inline" not in policy.group(1) and "script-src" not in policy.group(1)
+    assert "<script" not in html and " style=" not in html
+    (style,) = re.findall(r"<style>(.*?)</style>", html, re.S)
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy.group(1)

@@ -63,7 +63,8 @@ def _no_network(html: str) -> None:
     assert re.search(r"https?://", html) is None, re.search(r".{60}https?://.{60}", html)
     meta = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', html)
     assert meta is not None
-    assert meta.group(1).startswith("default-src 'none'; style-src 'unsafe-inline'; img-src data:")
+    assert meta.group(1).startswith("default-src 'none'; style-src 'sha256-")
+    assert "unsafe-inline" not in meta.group(1) and "script-src" not in meta.group(1)
 
 
 def test_fault_run_renders_offline_with_plots_and_chaos_spans(

@@ -19,6 +19,10 @@ from checker.service import Service
 from checker.settings import build
 from tests._wait import wait_for
 
+# The bearer token of each in-process checker's API, by URL, for `get`: every route that reveals
+# state needs it when the checker has one.
+TOKENS: dict[str, str] = {}
+
 
 def settings_for(lab: Lab, journal: Path, **raw: Any) -> Any:
     return build({"lab": str(lab.dir), "journal": str(journal), "concurrency": 4, **raw})
@@ -31,12 +35,15 @@ def running(
     """A started in-process checker (and its API on a free port); stopped on exit."""
     from checker.run_cli import _verify_fn
 
-    service = Service(settings_for(lab, journal, **raw), verify=_verify_fn())
+    settings = settings_for(lab, journal, **raw)
+    service = Service(settings, verify=_verify_fn())
     api = None
     url = None
     if http:
         api = ApiServer(service, "127.0.0.1", 0)
         url = f"http://127.0.0.1:{api.start()}"
+        if settings.api_token:
+            TOKENS[url] = settings.api_token.reveal()
     service.start()
     try:
         yield service, url
@@ -94,7 +101,10 @@ def start_subprocess(
     return proc, json.loads(ready.read_text())["url"]
 
 
-def get(url: str, path: str) -> Any:
-    r = requests.get(url + path, timeout=30)
+def get(url: str, path: str, token: str | None = None) -> Any:
+    """GET a JSON route, with the checker's bearer token (given, or the one `running` noted)."""
+    token = token or TOKENS.get(url)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    r = requests.get(url + path, headers=headers, timeout=30)
     r.raise_for_status()
     return r.json()

@@ -13,7 +13,7 @@ from checker.core.verdict import Verdict
 from checker.lab.topology import Lab
 from checker.service import Service
 from tests._wait import wait_for
-from tests.service._run import running, wait_writes
+from tests.service._run import get, running, wait_writes
 
 TOKEN = "api-token-for-tests-7d1c"
 
@@ -49,11 +49,11 @@ def test_get_endpoints_answer(api: tuple[Service, str]) -> None:
     """healthz, status, verdict, annotations and metrics answer 200 with their documented shapes."""
     _, url = api
     assert requests.get(url + "/healthz", timeout=10).json()["status"] == "ok"
-    status = requests.get(url + "/status", timeout=10).json()
+    status = get(url, "/status")
     assert status["writes"]["ok"] >= 50 and status["primary"]["node"] == "mysql-0"
-    verdict = Verdict.from_dict(requests.get(url + "/verdict", timeout=10).json())
+    verdict = Verdict.from_dict(get(url, "/verdict"))
     assert verdict.valid.json is True
-    assert isinstance(requests.get(url + "/annotations", timeout=10).json(), list)
+    assert isinstance(get(url, "/annotations"), list)
     metrics = requests.get(url + "/metrics", timeout=10)
     assert metrics.headers["content-type"].startswith("text/plain")
     for name in (
@@ -83,7 +83,7 @@ def test_annotations_are_kept_in_order_and_journaled(api: tuple[Service, str]) -
         json={"name": "kill mysql-0", "phase": "end", "time": "2026-11-26T12:00:00Z"},
     )
     assert r.status_code == 201, r.text
-    got = requests.get(url + "/annotations", timeout=10).json()
+    got = get(url, "/annotations")
     assert [(a["name"], a["phase"]) for a in got[-2:]] == [
         ("kill mysql-0", "start"),
         ("kill mysql-0", "end"),
