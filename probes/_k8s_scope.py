@@ -32,15 +32,25 @@ def require_not_control_plane(node: model.Obj, action: str) -> None:
 
 
 def require_target_node(
-    api: Cluster, namespace: str, statefulset: str, node_name: str, action: str
+    api: Cluster,
+    namespace: str,
+    statefulset: str,
+    node_name: str,
+    action: str,
+    checked: frozenset[str] = frozenset(),
 ) -> model.Obj:
     """The node, if a node-level fault may hit it; else ActivityFailed, before any change.
 
     Allowed: not a control-plane node, and running a pod owned by StatefulSet
-    `namespace`/`statefulset` (a pod named like one of its ordinals is not enough).
+    `namespace`/`statefulset` (a pod named like one of its ordinals is not enough), or one of
+    the `checked` nodes this run already faulted after this same check: once Kubernetes has
+    deleted the lost pod (pod GC after the out-of-service taint, or a force delete), its node
+    runs none, yet it is the node the recovery is about.
     """
     node = api.node(node_name)
     require_not_control_plane(node, action)
+    if node_name in checked:
+        return node
     target = api.statefulset(namespace, statefulset)
     for pod_name in model.statefulset_pod_names(target):
         pod = api.pod(namespace, pod_name)

@@ -373,8 +373,14 @@ def taint_out_of_service(
     )
     with cluster(secrets, settings.request_timeout) as api:
         target = _resolve_node(api, namespace, node_name, pod_name)
+        stopped = MEMORY.stopped_on(target)
         scope.require_target_node(
-            api, namespace, settings.statefulset, target, "taint a node out-of-service"
+            api,
+            namespace,
+            settings.statefulset,
+            target,
+            "taint a node out-of-service",
+            checked=frozenset([stopped.node] if stopped else []),
         )
         ready = model.node_ready(api.node(target))
         if ready == "True" and not skip_check:

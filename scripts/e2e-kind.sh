@@ -31,7 +31,7 @@ image=mysql-chaos-checker:dev
 # The privileged helper image probes.kubernetes runs on a node to stop its kubelet: the
 # experiments' `helper_image` (tests/manifests/test_e2e_script.py keeps the two equal). kind
 # nodes cannot pull what the host has not loaded into them when offline or rate-limited.
-helper_image=debian:12.9-slim
+helper_image=debian:12.9-slim@sha256:f70dc8d6a8b6a06824c92471a1a258030836b26b043881358b967bf73de7c5ab
 overlay=manifests/overlays/kind
 kind_config=manifests/overlays/kind/kind-cluster.yaml
 experiments=(kubelet-stop force-delete-pod)

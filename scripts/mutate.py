@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 CORE = ["tests/core"]
 # tests/k8s without the slow end-to-end `chaos run`s of tests/k8s/test_experiments.py.
-K8S = ["tests/k8s", "-k", "not runs_on and not twice and not refused_while_mysqld and not lets"]
-K8S_RUN = ["tests/k8s/test_experiments.py", "-k", "test_kubelet_stop_runs_on_a_cluster"]
+K8S = ["tests/k8s", "-k", "not runs_on and not refused_while_mysqld and not lets"]
+K8S_RUN = ["tests/k8s/test_experiments.py", "-k", "test_kubelet_stop_runs_on_a_cluster_twice"]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,20 @@ def test_node_without_a_mysql_pod_is_refused(
     assert api.mutating_requests() == []
 
 
+def test_the_node_this_run_stopped_stays_a_target_once_its_pod_is_gone(
+    api: FakeKubeAPI, config: dict[str, Any]
+) -> None:
+    """After pod GC or a force delete the stopped node runs no MySQL pod, yet its taint (the
+    documented recovery) is allowed; any other node without one is still refused."""
+    config["helper_start_timeout"] = 0.05
+    k8s.stop_kubelet(pod="mysql-0", configuration=config)
+    api.load("node-lost")
+    api.remove("pods", "mysql-0", "mysql")
+    assert k8s.taint_out_of_service(node="chaos-worker", configuration=config)["changed"]
+    with pytest.raises(ActivityFailed, match="node chaos-worker4 runs no pod of statefulset"):
+        k8s.taint_out_of_service(node="chaos-worker4", unsafe=True, configuration=config)
+
+
 def test_pod_named_like_mysql_but_not_owned_is_not_enough(
     api: FakeKubeAPI, config: dict[str, Any]
 ) -> None:
