@@ -39,13 +39,14 @@ class Checker:
 
 
 @contextmanager
-def checker_on(lab: Lab, directory: Path) -> Iterator[Checker]:
-    """An in-process checker with bearer token TOKEN, writing to `lab` and already verdict VALID."""
+def checker_on(lab: Lab, directory: Path, **options: Any) -> Iterator[Checker]:
+    """An in-process checker with bearer token TOKEN, writing to `lab` and already verdict VALID;
+    `options` are further `checker run` settings."""
     token_file = directory / "token"
     token_file.write_text(TOKEN + "\n")
     # The checker's default lag bound (5 s), as on a cluster: the experiments promise that
     # replicas serve no read missing an acknowledged write for longer than that.
-    with running(lab, directory / "journal.sqlite", api_token_file=str(token_file)) as (
+    with running(lab, directory / "journal.sqlite", api_token_file=str(token_file), **options) as (
         service,
         url,
     ):

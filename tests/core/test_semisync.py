@@ -96,3 +96,16 @@ def test_a_lost_write_says_semi_sync_was_off_and_stays_lost() -> None:
     assert "semi_sync" not in by_seq[3]
     assert by_seq[1]["acked_by"] == S
     assert annotate(verdict, WindowIndex([])) is verdict
+
+
+def test_an_early_unknown_is_refined_by_a_later_index_but_never_undone() -> None:
+    """A finding annotated `unknown` before the samples around its ack were recorded takes the
+    state a later index knows; a known state is kept, and unknown never replaces it."""
+    early = Anomaly("lost", "mysql-1", "w", 1, {"acked_at": 15.0, "acked_by": S})
+    verdict = build_verdict([early], counts=Counts(attempted=1, ok=1))
+    first = annotate(verdict, WindowIndex([Window(0.0, 10.0, S, "on")]))
+    assert first.anomalies[0].evidence["semi_sync"] == "unknown"
+    later = annotate(first, WindowIndex([Window(0.0, 10.0, S, "on"), Window(10.0, 20.0, S, "off")]))
+    assert later.anomalies[0].evidence["semi_sync"] == "off"
+    again = annotate(later, WindowIndex([Window(0.0, 10.0, S, "on")]))
+    assert again.anomalies[0].evidence["semi_sync"] == "off"
