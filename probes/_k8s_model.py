@@ -74,10 +74,6 @@ def pod_ip(pod: Obj) -> str | None:
     return str(value) if value else None
 
 
-def has_out_of_service_taint(node: Obj) -> bool:
-    return any(is_out_of_service(t) for t in taints(node))
-
-
 def with_out_of_service(current: list[Obj]) -> list[Obj]:
     """`current` plus the out-of-service taint, unchanged if one is already there."""
     if any(is_out_of_service(t) for t in current):

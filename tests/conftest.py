@@ -6,6 +6,7 @@ import inspect
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,21 @@ from checker.lab.topology import Lab
 def start_lab(directory: Path, **options: object) -> Lab:
     lab = Lab(directory)
     lab.up(**options)  # type: ignore[arg-type]
+    return lab
+
+
+def module_lab(name: str, **options: object) -> Any:
+    """A module-scoped `lab` fixture of its own shape, e.g. `lab = module_lab("semi",
+    replicas=1, semi_sync=True)` in a test module: started once, purged after the module."""
+
+    @pytest.fixture(scope="module")
+    def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+        started = start_lab(tmp_path_factory.mktemp(name), **options)
+        try:
+            yield started
+        finally:
+            started.down(purge=True)
+
     return lab
 
 

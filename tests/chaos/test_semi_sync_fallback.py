@@ -25,21 +25,15 @@ from tests.chaos.conftest import (
     run_experiment,
     steady_states,
 )
-from tests.conftest import start_lab
+from tests.conftest import module_lab
 from tests.service._run import get
 
 VERIFY = [sys.executable, "-m", "checker.cli", "verify"]
 FALLBACK = "the-replicas-stop-acknowledging-and-the-primary-falls-back-to-async"
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A semi-sync lab of its own (the promotion changes it for good): primary, two replicas."""
-    lab = start_lab(tmp_path_factory.mktemp("semi-sync-lab"), replicas=2, semi_sync=True)
-    try:
-        yield lab
-    finally:
-        lab.down(purge=True)
+# A semi-sync lab of its own (the promotion changes it for good): primary, two replicas.
+lab = module_lab("semi-sync-lab", replicas=2, semi_sync=True)
 
 
 @pytest.fixture(scope="module")

@@ -156,7 +156,7 @@ class World:
     cluster: SimulatedCluster
     lab: Lab
     checker: Checker
-    hosts: hoststub.Path
+    hosts: Path
     variables: dict[str, Any]
     env: dict[str, str]
 

@@ -13,7 +13,7 @@ import yaml
 
 from checker.lab.topology import Lab
 from tests._wait import wait_for
-from tests.conftest import start_lab
+from tests.conftest import module_lab
 from tests.monitoring._tools import find_or_install, write_rule_file
 from tests.monitoring.test_rules import dashboard_metrics, rule_metrics
 from tests.service._run import start_subprocess
@@ -26,14 +26,8 @@ def _free_port() -> int:
     return port
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A primary and one semi-sync replica."""
-    lab = start_lab(tmp_path_factory.mktemp("semi-lab"), replicas=1, semi_sync=True)
-    try:
-        yield lab
-    finally:
-        lab.down(purge=True)
+# A primary and one semi-sync replica.
+lab = module_lab("semi-lab", replicas=1, semi_sync=True)
 
 
 @pytest.fixture(scope="module")

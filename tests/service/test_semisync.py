@@ -19,20 +19,14 @@ from checker.semisync import load_samples
 from checker.service import Service
 from probes import lab as lab_probes
 from tests._wait import wait_for
-from tests.conftest import start_lab
+from tests.conftest import module_lab
 from tests.service._run import running, wait_writes
 
 FAULT_CLI = [sys.executable, "-m", "checker.cli", "lab", "fault", "semi-sync-fallback"]
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """A primary and one semi-sync replica."""
-    lab = start_lab(tmp_path_factory.mktemp("semi-lab"), replicas=1, semi_sync=True)
-    try:
-        yield lab
-    finally:
-        lab.down(purge=True)
+# A primary and one semi-sync replica.
+lab = module_lab("semi-lab", replicas=1, semi_sync=True)
 
 
 @pytest.fixture(scope="module")
