@@ -1,9 +1,11 @@
 """Steady-state probes against the MySQL endpoints: can we write, read back, replicate?
 
 Targets (configuration): `lab_dir` names a running `checker lab` whose endpoints and generated
-passwords are used; otherwise `mysql_writer` (default `mysql-0.mysql:3306`), `mysql_reader`
-(`mysql-read:3306`), `mysql_nodes` (every server, for the node-level probes), `mysql_user`
-(`checker`) and `mysql_database` (`integrity`). The password is the `mysql` secret's `password`
+passwords are used; otherwise `mysql_writer`, `mysql_reader` and `mysql_nodes` (every server,
+for the node-level probes), derived by default from `mysql_namespace` as
+`mysql-0.mysql.<ns>.svc:3306`, `mysql-read.<ns>.svc:3306` and `mysql-N.mysql.<ns>.svc:3306`
+(probes._config.CLUSTER_KEYS), `mysql_user` (`checker`) and `mysql_database` (`integrity`).
+The password is the `mysql` secret's `password`
 (list `"mysql"` in each provider's `secrets`); in lab mode it overrides the lab's own.
 
 Failure policy: a probe whose database misbehaves returns False (or a count, or -1 for an
