@@ -32,10 +32,15 @@ lab = module_lab("semi-lab", replicas=1, semi_sync=True)
 
 @pytest.fixture(scope="module")
 def checker_url(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`checker run` as its own process, verifying every 5 s."""
+    """`checker run` as its own process, verifying every 5 s. After the fallback test the
+    replica's IO thread stays stopped, so the final verification at stop waits out its GTID
+    barrier: 5 s instead of the default 60."""
     d = tmp_path_factory.mktemp("checker")
     proc, url = start_subprocess(
-        lab, d / "journal.sqlite", d / "ready.json", "--verify-interval", "5"
+        lab,
+        d / "journal.sqlite",
+        d / "ready.json",
+        *("--verify-interval", "5", "--verify-timeout", "5"),
     )
     try:
         yield url
