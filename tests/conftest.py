@@ -60,7 +60,8 @@ def _source(func: object) -> str:
 
 
 def _needs_a_server(item: pytest.Item) -> bool:
-    if item.get_closest_marker("lab"):
+    # a soak runs the bench's own lab; `-m "not lab"` replaces the default `-m "not soak"`
+    if item.get_closest_marker("lab") or item.get_closest_marker("soak"):
         return True
     funcs = [getattr(item, "function", None)]
     info = getattr(item, "_fixtureinfo", None)
