@@ -9,10 +9,10 @@ Client configuration follows chaostoolkit-kubernetes (`chaosk8s.create_k8s_api_c
 `kubernetes` secrets, KUBECONFIG/KUBERNETES_CONTEXT, in-cluster with CHAOSTOOLKIT_IN_POD=true.
 Every destructive activity refuses namespaces missing from the runner's environment variable
 CHAOS_ALLOWED_NAMESPACES (never from experiment configuration), and node-level faults refuse any
-node that runs no pod of the target StatefulSet, and every control-plane node (`_k8s_scope`).
+node that runs no pod of the target StatefulSet, and every control-plane node (`probes.k8s.scope`).
 
 Chaos Toolkit cannot pass one activity's output to another, so the destructive actions note
-their targets for this `chaos run` process (`_k8s_memory`): `wait_kubelet_restored`,
+their targets for this `chaos run` process (`probes.k8s.memory`): `wait_kubelet_restored`,
 `restore_kubelet`, `remove_out_of_service_taint`, `pod_not_replaced` and `force_delete_pod` use
 those notes when the experiment leaves `node`/`uid` out. Explicit arguments always win.
 
@@ -27,13 +27,11 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed
 
-from probes import _k8s_commands as commands
-from probes import _k8s_config as check
-from probes import _k8s_kubelet as kubelet
-from probes import _k8s_model as model
-from probes import _k8s_scope as scope
-from probes._k8s_api import Cluster, Conflict, cluster, poll
-from probes._k8s_memory import MEMORY, StoppedKubelet
+from probes.k8s import config as check
+from probes.k8s import model, scope
+from probes.k8s.api import Cluster, Conflict, cluster, poll
+from probes.k8s.memory import MEMORY, StoppedKubelet
+from probes.k8s.node import commands, kubelet
 
 __all__ = [
     "REQUIRED_RBAC",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from kubernetes.config import kube_config
 
-from probes._k8s_memory import MEMORY
+from probes.k8s.memory import MEMORY
 from probes.kubernetes import REQUIRED_RBAC
 from tests.k8s._rbac import uncovered
 from tests.k8s.fakeapi import FakeKubeAPI

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from probes import _k8s_config as check
 from probes import kubernetes as k8s
+from probes.k8s import config as check
 from tests.k8s.fakeapi import FakeKubeAPI
 
 CONTROL_PLANE = "chaos-control-plane"

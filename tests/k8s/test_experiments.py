@@ -26,10 +26,10 @@ from chaoslib.provider.python import validate_python_activity
 
 from checker.lab.topology import APP_USER, Lab
 from probes import _config as mysql_config
-from probes import _k8s_config as k8s_config
 from probes import checker as checker_probes
 from probes import kubernetes as k8s
-from probes._k8s_memory import MEMORY
+from probes.k8s import config as k8s_config
+from probes.k8s.memory import MEMORY
 from tests.chaos.conftest import TOKEN, Checker, checker_on, run_experiment, steady_states
 from tests.k8s import hoststub
 from tests.k8s._rbac import uncovered
@@ -46,7 +46,7 @@ NAMES = [
     "primary-pod-kill",
     "replica-partition",
 ]
-PROBE_MODULES = ("probes/_config.py", "probes/_k8s_config.py", "probes/checker.py")
+PROBE_MODULES = ("probes/_config.py", "probes/k8s/config.py", "probes/checker.py")
 
 
 def _load(name: str) -> dict[str, Any]:

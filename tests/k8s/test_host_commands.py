@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from probes import _k8s_commands as commands
 from probes import kubernetes as k8s
-from probes._k8s_memory import MEMORY
+from probes.k8s.memory import MEMORY
+from probes.k8s.node import commands
 from tests._wait import wait_for
 from tests.k8s import hoststub
 from tests.k8s.cluster import SimulatedCluster

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from chaoslib.exceptions import ActivityFailed
 
-from probes import _k8s_commands as commands
-from probes import _k8s_config as check
 from probes import kubernetes as k8s
-from probes._k8s_memory import MEMORY, StoppedKubelet
+from probes.k8s import config as check
+from probes.k8s.memory import MEMORY, StoppedKubelet
+from probes.k8s.node import commands
 from tests.k8s.fakeapi import FakeKubeAPI
 from tests.k8s.fixtures.build import UID0
 

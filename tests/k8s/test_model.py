@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from probes import _k8s_model as model
-from probes._k8s_kubelet import kubelet_back
+from probes.k8s import model
+from probes.k8s.node.kubelet import kubelet_back
 from tests.k8s.fakeapi import load_fixture
 
 

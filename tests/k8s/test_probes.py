@@ -9,7 +9,7 @@ import pytest
 from chaoslib.exceptions import ActivityFailed
 
 from probes import kubernetes as k8s
-from probes._k8s_memory import MEMORY, StoppedKubelet
+from probes.k8s.memory import MEMORY, StoppedKubelet
 from tests.k8s.fakeapi import FakeKubeAPI, load_fixture
 from tests.k8s.fixtures.build import NEW_UID0, UID0
 

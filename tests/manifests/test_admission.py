@@ -17,9 +17,9 @@ import celpy
 import kubernetes_validate
 import pytest
 
-from probes import _k8s_commands as commands
-from probes import _k8s_config as check
 from probes import kubernetes as k8s
+from probes.k8s import config as check
+from probes.k8s.node import commands
 from tests.manifests._k8s import BASE, KUBERNETES_VERSION, Obj, load_yaml_documents, render
 
 POLICIES = BASE / "chaos" / "admission.yaml"

@@ -1,6 +1,6 @@
 """Stopping and restoring kubelet on a node: the helper pod, ssh and docker paths.
 
-Command lines come from `_k8s_commands` (pure, tested as built); this module runs them and
+Command lines come from `commands` (pure, tested as built); this module runs them and
 watches the helper pod for the few failures it can still report before kubelet goes down.
 """
 
@@ -11,10 +11,10 @@ import subprocess
 
 from chaoslib.exceptions import ActivityFailed
 
-from probes import _k8s_commands as commands
-from probes import _k8s_config as check
-from probes import _k8s_model as model
-from probes._k8s_api import Cluster, poll
+from probes.k8s import config as check
+from probes.k8s import model
+from probes.k8s.api import Cluster, poll
+from probes.k8s.node import commands
 
 logger = logging.getLogger("chaostoolkit")
 

@@ -1,6 +1,6 @@
 """Which nodes a node-level fault may hit: those running the target StatefulSet, no control plane.
 
-The namespace allow list (from the runner's environment, `_k8s_config`) bounds pod-level faults;
+The namespace allow list (from the runner's environment, `config`) bounds pod-level faults;
 a node is not namespaced, so a kubelet stop or an out-of-service taint is only allowed on a node
 that runs a pod of the target StatefulSet in an allowed namespace, and never on a control-plane
 node. The check uses only `get` (nodes, the StatefulSet, its pods), so REQUIRED_RBAC is unchanged.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from chaoslib.exceptions import ActivityFailed
 
-from probes import _k8s_model as model
-from probes._k8s_api import Cluster
+from probes.k8s import model
+from probes.k8s.api import Cluster
 
 # kubeadm labels control-plane nodes with the first; clusters older than 1.24 used the second.
 CONTROL_PLANE_LABELS = ("node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master")

@@ -1,6 +1,6 @@
 """The few Kubernetes API calls `probes.kubernetes` makes, through the real `kubernetes` client.
 
-Responses are read as plain JSON (`_preload_content=False`) so the rules in `_k8s_model` see the
+Responses are read as plain JSON (`_preload_content=False`) so the rules in `model` see the
 same dicts the API server sent and tests can compare them with recorded fixtures. Every failure
 becomes one `ActivityFailed` line naming the call, the HTTP status and the server's message.
 """
@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from probes._k8s_model import Obj
+from probes.k8s.model import Obj
 
 logger = logging.getLogger("chaostoolkit")
 

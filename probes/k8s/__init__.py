@@ -1,0 +1,1 @@
+"""The Kubernetes internals of `probes.kubernetes`, the public activity module."""

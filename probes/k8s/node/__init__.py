@@ -1,0 +1,1 @@
+"""Node-level faults: stopping and restoring kubelet (commands, kubelet), the taints."""
