@@ -40,14 +40,20 @@ class Mutation:
     function: str
     constant: str
     tests: tuple[str, ...]
+    public: str = ""  # the module experiments name, when `function` is defined behind it
 
     @property
     def name(self) -> str:
-        return f"{Path(self.module).stem}.{self.function}"
+        return f"{self.public or Path(self.module).stem}.{self.function}"
 
 
 def m(module: str, function: str, constant: str, *tests: str) -> Mutation:
     return Mutation(module, function, constant, tests)
+
+
+def k8s(module: str, function: str, constant: str) -> Mutation:
+    """An activity of `probes.kubernetes`, defined in probes/k8s/`module`."""
+    return Mutation(f"probes/k8s/{module}", function, constant, tuple(K8S), "kubernetes")
 
 
 MATCH_NOTHING_MISSING = "Match(node, lo, hi, len(rows), (), (), (), ())"
@@ -146,36 +152,33 @@ MUTATIONS = [
         "-k",
         "heal_all",
     ),
-    # probes/kubernetes.py: each activity the real-cluster experiments rely on.
-    m("probes/kubernetes.py", "node_of_pod", '"checker-e2e-worker"', *K8S),
-    m("probes/kubernetes.py", "wait_pod_status", "True", *K8S),
-    m("probes/kubernetes.py", "pod_not_replaced", "True", *K8S),
-    m("probes/kubernetes.py", "wait_pod_replaced", "True", *K8S),
-    m("probes/kubernetes.py", "wait_kubelet_restored", "True", *K8S),
-    m("probes/kubernetes.py", "wait_statefulset_ready", "True", *K8S),
-    m(
-        "probes/kubernetes.py",
+    # probes.kubernetes (defined in probes/k8s): each activity the real-cluster experiments rely on.
+    k8s("pod/probes.py", "node_of_pod", '"checker-e2e-worker"'),
+    k8s("pod/probes.py", "wait_pod_status", "True"),
+    k8s("pod/probes.py", "pod_not_replaced", "True"),
+    k8s("pod/probes.py", "wait_pod_replaced", "True"),
+    k8s("node/probes.py", "wait_kubelet_restored", "True"),
+    k8s("statefulset/probes.py", "wait_statefulset_ready", "True"),
+    k8s(
+        "node/actions.py",
         "stop_kubelet",
         '{"node": "", "pod": "", "method": method, "restore_after_seconds": 0}',
-        *K8S,
     ),
-    m(
-        "probes/kubernetes.py",
+    k8s(
+        "node/actions.py",
         "restore_kubelet",
         '{"node": "", "method": "", "ready": True, "helper_pod_deleted": False}',
-        *K8S,
     ),
-    m(
-        "probes/kubernetes.py",
+    k8s(
+        "node/actions.py",
         "taint_out_of_service",
         '{"node": "", "tainted": True, "changed": True}',
-        *K8S,
     ),
-    m("probes/kubernetes.py", "remove_out_of_service_taint", '{"nodes": "", "changed": ""}', *K8S),
-    m("probes/kubernetes.py", "force_delete_pod", '{"pod": pod, "deleted": True}', *K8S),
-    m("probes/kubernetes.py", "delete_pod", '{"pod": pod, "deleted": True}', *K8S),
-    m("probes/kubernetes.py", "partition_pod", '{"pod": pod, "created": True}', *K8S),
-    m("probes/kubernetes.py", "heal_partition", '{"pod": pod, "deleted": True}', *K8S),
+    k8s("node/actions.py", "remove_out_of_service_taint", '{"nodes": "", "changed": ""}'),
+    k8s("pod/actions.py", "force_delete_pod", '{"pod": pod, "deleted": True}'),
+    k8s("pod/actions.py", "delete_pod", '{"pod": pod, "deleted": True}'),
+    k8s("network/actions.py", "partition_pod", '{"pod": pod, "created": True}'),
+    k8s("network/actions.py", "heal_partition", '{"pod": pod, "deleted": True}'),
     # The two mutants that once left every Kubernetes experiment test green.
     m("probes/mysql.py", "writable_primaries", "2", *K8S_RUN),
     m("probes/checker.py", "verdict_valid", "False", *K8S_RUN),

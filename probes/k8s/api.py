@@ -25,6 +25,26 @@ from probes.k8s.model import Obj
 
 logger = logging.getLogger("chaostoolkit")
 
+# Exactly the API permissions `Cluster` calls need and no more; tests/k8s checks every request
+# the activities send against it. pods: get in both namespaces, create only in the chaos
+# namespace (helper pod), delete in both (force/plain delete of MySQL pods, finished helper pods).
+REQUIRED_RBAC: list[dict[str, Any]] = [
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["create", "delete", "get"],
+        "scope": "namespace",
+    },
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"], "scope": "cluster"},
+    {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"], "scope": "namespace"},
+    {
+        "apiGroups": ["networking.k8s.io"],
+        "resources": ["networkpolicies"],
+        "verbs": ["create", "delete", "get"],
+        "scope": "namespace",
+    },
+]
+
 # A failed json-patch `test` answers 422, a stale resourceVersion 409: both mean "re-read, retry".
 _CONFLICT = (409, 422)
 
@@ -54,7 +74,7 @@ def cluster(secrets: dict[str, Any] | None, request_timeout: float) -> Iterator[
 
 
 class Cluster:
-    """Typed wrappers over the calls this module needs, and nothing else (see REQUIRED_RBAC)."""
+    """Typed wrappers over the calls the activities need, and nothing else (see REQUIRED_RBAC)."""
 
     def __init__(self, api_client: Any, request_timeout: float) -> None:
         self._core = client.CoreV1Api(api_client)

@@ -1,7 +1,8 @@
 """Settings and argument checks for `probes.kubernetes`, refused early with one-line messages.
 
 Chaos Toolkit hands activities raw JSON (and `chaos run --var` hands them strings), so every
-argument is checked here before anything is sent to the cluster.
+argument is checked here before anything is sent to the cluster. Also the types of what the
+activities take (`Configuration`, `Secrets`) and return (`Result`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ from chaoslib.exceptions import ActivityFailed
 from probes._args import choice, flag, seconds, whole, whole_seconds
 from probes._args import text as _text
 
-# The scalar checks of `probes._args` are re-exported for `probes.kubernetes` (`check.seconds`).
+# The scalar checks of `probes._args` are re-exported for the activities (`check.seconds`).
 __all__ = [
     "ALLOWED_NAMESPACES_ENV",
     "DEFAULT_HELPER_IMAGE",
     "K8S_KEYS",
     "KUBELET_METHODS",
     "MAX_KUBELET_DOWN_SECONDS",
+    "Configuration",
+    "Result",
+    "Secrets",
     "Settings",
     "choice",
     "flag",
@@ -48,6 +52,10 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _UID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 logger = logging.getLogger("chaostoolkit")
+
+Configuration = dict[str, Any] | None
+Secrets = dict[str, Any] | None
+Result = dict[str, Any]
 
 KUBELET_METHODS = ("pod", "ssh", "docker")
 # The allow list is the runner's, never the experiment's: an experiment (or `--var`) could

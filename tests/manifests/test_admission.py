@@ -17,8 +17,9 @@ import celpy
 import kubernetes_validate
 import pytest
 
-from probes import kubernetes as k8s
 from probes.k8s import config as check
+from probes.k8s import model
+from probes.k8s.network.actions import _partition_policy
 from probes.k8s.node import commands
 from tests.manifests._k8s import BASE, KUBERNETES_VERSION, Obj, load_yaml_documents, render
 
@@ -195,9 +196,9 @@ def test_adding_and_removing_the_out_of_service_taint_is_admitted(before: list[O
     """The taint edits probes.kubernetes makes pass, whatever other taints the node had."""
     policy = _policy("chaos-runner-node-taint")
     old = _node(before)
-    added = _node(k8s.model.with_out_of_service(list(before or [])))
+    added = _node(model.with_out_of_service(list(before or [])))
     assert admitted(policy, "UPDATE", added, old) == []
-    removed = _node(k8s.model.without_out_of_service(added["spec"]["taints"]))
+    removed = _node(model.without_out_of_service(added["spec"]["taints"]))
     assert admitted(policy, "UPDATE", removed, added) == []
 
 
@@ -232,7 +233,7 @@ def test_node_status_and_deletes_are_denied() -> None:
 def test_own_partition_policy_create_and_delete_are_admitted() -> None:
     """The policy partition_pod builds can be created and deleted."""
     policy = _policy("chaos-runner-networkpolicies")
-    ours = k8s._partition_policy("mysql-1", "mysql")
+    ours = _partition_policy("mysql-1", "mysql")
     assert admitted(policy, "CREATE", ours) == []
     assert admitted(policy, "DELETE", None, ours) == []
 
@@ -244,7 +245,7 @@ def test_deleting_someone_elses_networkpolicy_is_denied() -> None:
     assert admitted(policy, "DELETE", None, theirs) != []
     unlabelled = {"metadata": {"name": "chaos-partition-mysql-1", "namespace": "mysql"}}
     assert admitted(policy, "DELETE", None, unlabelled) != []
-    ours = k8s._partition_policy("mysql-1", "mysql")
+    ours = _partition_policy("mysql-1", "mysql")
     assert admitted(policy, "UPDATE", ours, ours) != []
 
 

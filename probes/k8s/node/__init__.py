@@ -1,1 +1,2 @@
-"""Node-level faults: stopping and restoring kubelet (commands, kubelet), the taints."""
+"""Node-level activities: stop and restore kubelet (commands, kubelet, actions, probes) and
+the out-of-service taint."""

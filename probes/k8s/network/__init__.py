@@ -1,0 +1,1 @@
+"""Network faults: a deny-all NetworkPolicy partition of one pod."""

@@ -1,0 +1,1 @@
+"""StatefulSet probes: settled and every pod Ready."""
