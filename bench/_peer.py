@@ -26,8 +26,8 @@ def executable() -> str | None:
 def prepare(lab: Lab, directory: Path) -> list[str]:
     """Register the replicas in the DSN table and write the option file; the command line."""
     state = lab.load()
-    primary = str(state["primary"])
-    ports = {n: lab.endpoint(f"direct:{n}", user="root").port for n in state["nodes"]}
+    primary = state.primary
+    ports = {n: lab.endpoint(f"direct:{n}", user="root").port for n in state.nodes}
     root = lab.endpoint(f"direct:{primary}", user="root")
     conn = mysql.connect(root.with_(database=None))
     try:

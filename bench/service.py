@@ -120,8 +120,8 @@ def pin(lab: Lab) -> dict[int, set[int]]:
         raise SystemExit("--pin needs at least 2 CPUs (one for the client, the rest for the lab)")
     client, servers = {cpus[-1]}, set(cpus[:-1])
     state = lab.load()
-    pids = [n["pid"] for n in state["nodes"].values() if n.get("pid")]
-    pids += [state["proxy_pid"]] if state.get("proxy_pid") else []
+    pids = [n.pid for n in state.nodes.values() if n.pid]
+    pids += [state.proxy_pid] if state.proxy_pid else []
     before: dict[int, set[int]] = {}
     for pid in pids:
         for tid in _tasks(pid):

@@ -62,7 +62,7 @@ class _Cpu:
     """CPU seconds (user + system) of the lab's mysqld processes and of this process."""
 
     def __init__(self, lab: Lab) -> None:
-        self.pids = [int(n["pid"]) for n in lab.load()["nodes"].values() if n.get("pid")]
+        self.pids = [n.pid for n in lab.load().nodes.values() if n.pid]
         self.tick = os.sysconf("SC_CLK_TCK")
 
     def servers(self) -> float:
@@ -89,7 +89,7 @@ class _Cpu:
 
 
 def _connections(lab: Lab) -> dict[str, Any]:
-    nodes = lab.load()["nodes"]
+    nodes = lab.load().nodes
     return {n: mysql.connect(lab.endpoint(n).with_(read_timeout=3600)) for n in sorted(nodes)}
 
 

@@ -299,9 +299,9 @@ def setup(
             click.echo(" ".join(stmt.split()) + ";")
         return 0
     if lab:
-        from checker.lab.topology import Lab
+        from checker.lab import state
 
-        admin = Lab(lab).endpoint("writer", user="root", database=None)
+        admin = state.load(lab).endpoint("writer", user=state.ROOT_USER, database=None)
     elif writer:
         password = secrets.resolve(
             file=admin_password_file, env="CHECKER_ADMIN_PASSWORD", what="admin password"

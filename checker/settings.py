@@ -169,11 +169,10 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
     )
     user = raw.get("user") or None
     if lab_dir:
-        from checker.lab.topology import Lab
+        from checker.lab import state
 
-        lab = Lab(lab_dir)
-        lab.load()  # "no lab at DIR" before anything else
-        lab_user = user or "checker"
+        lab = state.load(lab_dir)  # "no lab at DIR" before anything else
+        lab_user = user or state.APP_USER
         # The lab's generated password for its own users, unless one was given explicitly.
         pw = password if password is not None else lab.secret(lab_user)
         writer = lab.endpoint("writer", user=lab_user, database=database, password=pw)
@@ -182,7 +181,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         )
         nodes = {
             name: lab.endpoint(name, user=lab_user, database=database, password=pw)
-            for name in lab.load()["nodes"]
+            for name in lab.nodes
         }
     else:
         if not raw.get("writer"):

@@ -250,9 +250,9 @@ def target_from_settings(settings: Settings) -> Target:
     """The nodes of a checker's settings (the writer alone if no node was named)."""
     primary = None
     if settings.lab_dir is not None:
-        from checker.lab.topology import Lab
+        from checker.lab import state
 
-        primary = str(Lab(settings.lab_dir).load()["primary"])
+        primary = state.load(settings.lab_dir).primary
     nodes = dict(settings.nodes) or {settings.writer.name or "mysql-0": settings.writer}
     return Target(nodes=nodes, writer=settings.writer, primary=primary, names=settings.names)
 

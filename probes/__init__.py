@@ -86,7 +86,8 @@ def _version() -> str:
 def _lab_system() -> dict[str, Any] | None:
     """The running local lab's endpoints and nodes (never a password), or None."""
     from checker.errors import CheckerError
-    from checker.lab.topology import DEFAULT_DIR, Lab
+    from checker.lab.state import DEFAULT_DIR
+    from checker.lab.topology import Lab
 
     lab = Lab(os.environ.get("CHECKER_LAB_DIR") or DEFAULT_DIR)
     try:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from checker.errors import CheckerError
-from checker.lab.topology import APP_DATABASE, APP_USER, Lab
+from checker.lab import state as lab_state
+from checker.lab.state import APP_DATABASE, APP_USER
 from checker.mysql import Endpoint, parse_endpoint, quote_ident
 from checker.secrets import Secret
 from probes._args import choice, fail, flag, seconds, text, whole
@@ -152,9 +153,9 @@ def mysql_target(configuration: Any, secrets: Any) -> MySQLTarget:
 def _lab_target(
     config: Mapping[str, Any], user: str, database: str, secret: Secret | None
 ) -> MySQLTarget:
-    lab = Lab(text(config["lab_dir"], "configuration lab_dir"))
+    directory = text(config["lab_dir"], "configuration lab_dir")
     try:
-        info = lab.info()  # first: on a missing lab it says how to start one
+        lab = lab_state.load(directory)  # first: on a missing lab it says how to start one
         # An explicit secret wins over the lab's generated password (to test a wrong one).
         pw = secret or lab.secret(user)
 
@@ -162,8 +163,8 @@ def _lab_target(
             return lab.endpoint(which, user=user, database=database).with_(password=pw)
 
         nodes = tuple(
-            Node(name, endpoint(name), replica=node["role"] == "replica")
-            for name, node in sorted(info["nodes"].items())
+            Node(name, endpoint(name), replica=node.role == "replica")
+            for name, node in sorted(lab.nodes.items())
         )
         return MySQLTarget(endpoint("writer"), endpoint("reader"), nodes, lab.dir)
     except CheckerError as exc:

@@ -19,6 +19,7 @@ from typing import Any
 import pymysql
 
 from checker.errors import CheckerError
+from checker.lab.faults import PARTITION_MODES
 from checker.lab.topology import Lab
 from probes import _config as cfg
 
@@ -50,7 +51,6 @@ logger = logging.getLogger("chaostoolkit")
 Configuration = dict[str, Any] | None
 Result = dict[str, Any]
 
-PARTITION_MODES = ("reset", "blackhole")
 _LAB_ERRORS = (CheckerError, pymysql.err.MySQLError, OSError)
 
 

@@ -32,7 +32,7 @@ import pymysql.cursors
 
 from checker import mysql
 from checker.errors import AuthError, CheckerError, DatabaseError, GrantError, SchemaError
-from checker.lab.topology import ROOT_USER, Lab
+from checker.lab import state as lab_state
 from checker.mysql import Endpoint, quote_ident
 from checker.secrets import redact
 from probes import _config as cfg
@@ -176,8 +176,8 @@ def _insert_marker(writer: Endpoint, marker: str, deadline: float) -> int:
 def _create_marker_table(target: cfg.MySQLTarget, deadline: float) -> None:
     assert target.lab_dir is not None  # noqa: S101 - only lab mode may create it
     try:
-        root = Lab(target.lab_dir).endpoint(
-            "writer", user=ROOT_USER, database=target.writer.database
+        root = lab_state.load(target.lab_dir).endpoint(
+            "writer", user=lab_state.ROOT_USER, database=target.writer.database
         )
     except CheckerError as exc:
         cfg.fail(f"configuration lab_dir: {exc}")

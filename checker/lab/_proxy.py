@@ -7,8 +7,9 @@ One process per lab, started by `checker lab up`. It listens on loopback ports:
 - `repl:N`  (what replica N replicates from: the current primary; the source is N, so a
   partition of N cuts its replication too).
 
-Routing state is the lab's state file (`lab.json`); the lab CLI changes it under a lock and
-then asks the proxy to `reload` over a Unix socket, so the file stays the one source of truth.
+Routing state is the lab's state file (`lab.json`, read as `checker.lab.state.LabState`); the
+lab changes it under a lock and then asks the proxy to `reload` over a Unix socket (`call`,
+`reload` below: the client side), so the file stays the one source of truth.
 Faults, per node:
 - `endpoint_lost`: new connections routed to the node are refused (accepted and closed at
   once), open ones keep working — what a NotReady pod looks like to clients.
@@ -28,12 +29,14 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATE_FILE = "lab.json"
+from checker.errors import LabError
+from checker.lab.state import LabState, load
+
 CONTROL_SOCKET = "proxy.sock"
 LOOPBACK = "127.0.0.1"
 _BUFFER_LIMIT = 1 << 20  # pause reading from one side when the other has this much queued
@@ -124,7 +127,7 @@ class Proxy:
 
     def __init__(self, lab_dir: Path) -> None:
         self.dir = lab_dir
-        self.state: dict[str, Any] = {}
+        self._state: LabState | None = None
         self.conns: set[_Conn] = set()
         self.servers: dict[str, asyncio.base_events.Server] = {}
         self._rr = itertools.count()
@@ -132,16 +135,17 @@ class Proxy:
         self.stopping = asyncio.Event()
 
     # -- state ------------------------------------------------------------------------------
+    @property
+    def state(self) -> LabState:
+        if self._state is None:
+            raise RuntimeError("the proxy has not read the lab state yet")
+        return self._state
+
     def load(self) -> None:
-        self.state = json.loads((self.dir / STATE_FILE).read_text())
+        self._state = load(self.dir)
 
-    def node(self, name: str) -> dict[str, Any]:
-        node: dict[str, Any] = self.state["nodes"][name]
-        return node
-
-    def faults(self, name: str) -> dict[str, Any]:
-        faults: dict[str, Any] = self.state.get("faults", {}).get(name, {})
-        return faults
+    def faults(self, name: str) -> Mapping[str, Any]:
+        return self.state.faults.get(name, {})
 
     def routable(self, name: str) -> bool:
         """May a *new* connection reach this node? (endpoint present, not partitioned)"""
@@ -150,19 +154,17 @@ class Proxy:
 
     def ready(self, name: str) -> bool:
         """Would the pod be in the Service's endpoints (running, not paused, routable)?"""
-        return self.node(name).get("state") == "running" and self.routable(name)
+        return self.state.nodes[name].state == "running" and self.routable(name)
 
     def route(self, listener: str) -> tuple[str | None, str | None]:
         """(source, target) for a new connection on `listener`; target None means refuse."""
         kind, _, name = listener.partition(":")
-        primary = self.state.get("primary")
+        primary = self.state.primary
         if kind == "writer":
             return None, primary if primary and self.routable(primary) else None
         if kind == "reader":
             replicas = sorted(
-                n
-                for n, v in self.state["nodes"].items()
-                if v.get("role") == "replica" and self.ready(n)
+                n for n, v in self.state.nodes.items() if v.role == "replica" and self.ready(n)
             )
             if not replicas:
                 return None, None
@@ -228,7 +230,7 @@ class Proxy:
                 self.forget(conn)
                 return
             conn.target = target
-        port = int(self.node(conn.target)["port"])
+        port = self.state.nodes[conn.target].port
         loop = asyncio.get_running_loop()
         try:
             _, backend = await loop.create_connection(
@@ -301,12 +303,12 @@ class Proxy:
         self.load()
         loop = asyncio.get_running_loop()
         listeners: dict[str, int] = {
-            "writer": int(self.state["writer_port"]),
-            "reader": int(self.state["reader_port"]),
+            "writer": self.state.writer_port,
+            "reader": self.state.reader_port,
         }
-        for name, node in self.state["nodes"].items():
-            listeners[f"node:{name}"] = int(node["endpoint_port"])
-            listeners[f"repl:{name}"] = int(node["repl_port"])
+        for name, node in self.state.nodes.items():
+            listeners[f"node:{name}"] = node.endpoint_port
+            listeners[f"repl:{name}"] = node.repl_port
         for listener, port in listeners.items():
             self.servers[listener] = await loop.create_server(
                 lambda listener=listener: self._accept(listener),  # type: ignore[misc]
@@ -331,6 +333,34 @@ class Proxy:
             conn.close()
         with contextlib.suppress(FileNotFoundError):
             control_path.unlink()
+
+
+def call(lab_dir: Path, request: dict[str, Any], timeout: float = 10.0) -> dict[str, Any]:
+    """Send one request to the lab's proxy over its control socket; its reply, if `ok`."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.connect(str(lab_dir / CONTROL_SOCKET))
+        except OSError as exc:
+            raise LabError(
+                f"the lab proxy is not answering ({exc}): run `checker lab up --dir {lab_dir}`"
+            ) from None
+        s.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply: dict[str, Any] = json.loads(data or b"{}")
+    if not reply.get("ok"):
+        raise LabError(f"lab proxy refused {request.get('op')}: {reply.get('error')}")
+    return reply
+
+
+def reload(lab_dir: Path) -> dict[str, Any]:
+    """Have the proxy re-read the state file and cut or stall connections to match it."""
+    return call(lab_dir, {"op": "reload"})
 
 
 def main(argv: list[str]) -> int:

@@ -7,7 +7,9 @@ from typing import Any
 
 import click
 
-from checker.lab.topology import DEFAULT_DIR, FAULTS, Lab
+from checker.lab.faults import FAULTS, PARTITION_MODES, REGISTRY
+from checker.lab.state import DEFAULT_DIR
+from checker.lab.topology import Lab
 
 _dir_option = click.option(
     "--dir",
@@ -124,7 +126,7 @@ def down(directory: str, purge: bool, as_json: bool) -> None:
 )
 @click.option(
     "--mode",
-    type=click.Choice(["reset", "blackhole"]),
+    type=click.Choice(PARTITION_MODES),
     default="reset",
     show_default=True,
     help="partition: reset cuts connections at once; blackhole stalls them.",
@@ -147,11 +149,8 @@ def fault(
       semi-sync-fallback / -restore      replicas stop acknowledging: primary NODE falls
                                          back to asynchronous replication (--semi-sync lab)
     """
-    options: dict[str, Any] = {}
-    if action == "promote":
-        options["keep_old_primary"] = keep_old_primary
-    if action == "partition":
-        options["mode"] = mode
+    given = {"keep_old_primary": keep_old_primary, "mode": mode}
+    options = {k: v for k, v in given.items() if k in REGISTRY[action].options}
     result = Lab(directory).fault(action, node, **options)
     text = f"{action} {node}: " + ", ".join(
         f"{k}={v}" for k, v in result.items() if k not in ("action", "node")

@@ -18,8 +18,7 @@ def clean(lab: Lab) -> Iterator[None]:
     """Every test starts from a healthy lab with the scratch table, and leaves it healthy."""
     ensure_table(lab)
     yield
-    state = lab.load()
-    for name, faults in list(state["faults"].items()):
+    for name, faults in lab.load().faults.items():
         for key in list(faults):
             undo = {
                 "endpoint_lost": "endpoint-restore",

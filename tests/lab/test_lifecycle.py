@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pymysql
 
+from checker.lab.state import save
 from checker.lab.topology import Lab
 from tests._flavor import semi_sync_status, server_flavor
 from tests._proc import processes_mentioning, threads_mentioning
@@ -74,9 +75,7 @@ def test_down_returns_only_once_every_server_thread_is_gone(tmp_path: Path) -> N
     # A server whose pid the state lost (a start that crashed before saving it) is found by
     # its datadir, stopped, and only then is its data purged.
     lab.up(replicas=2)
-    state = lab.load()
-    state["nodes"]["mysql-2"]["pid"] = None
-    lab.save(state)
+    save(lab.load().with_node("mysql-2", pid=None))
     lab.down(purge=True)
     assert threads_mentioning(str(lab.dir)) == []
     assert not (lab.dir / "data").exists()

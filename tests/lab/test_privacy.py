@@ -14,7 +14,7 @@ ACCESS_DENIED = 1045
 
 
 def _socket(lab: Lab, node: str) -> Path:
-    return Path(lab.load()["nodes"][node]["socket"])
+    return lab.load().nodes[node].socket
 
 
 def test_socket_directory_is_private(lab: Lab) -> None:

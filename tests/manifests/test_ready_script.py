@@ -30,7 +30,7 @@ def ready_script(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _ready(
     lab: Lab, script: Path, node: str, role: str = "replica", max_lag: int = 5
 ) -> tuple[int, str]:
-    port = lab.load()["nodes"][node]["port"]
+    port = lab.load().nodes[node].port
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(script.parent),

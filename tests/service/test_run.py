@@ -96,7 +96,7 @@ def test_bench_pin_separates_client_and_servers_and_restores(lab: Lab) -> None:
     if len(cpus) < 2:
         pytest.skip("pinning needs 2 CPUs")
     state = lab.load()
-    pids = [n["pid"] for n in state["nodes"].values()] + [state["proxy_pid"]]
+    pids = [n.pid for n in state.nodes.values()] + [state.proxy_pid]
     before = {tid: os.sched_getaffinity(tid) for pid in pids for tid in _tasks(pid)}
     saved: dict[int, set[int]] = {}
     try:

@@ -112,8 +112,7 @@ def caught_up(lab: Lab) -> bool:
 
 def heal(lab: Lab) -> None:
     """Undo every fault, start killed nodes, and wait until the replicas caught up."""
-    state = lab.load()
-    for name, faults in list(state["faults"].items()):
+    for name, faults in lab.load().faults.items():
         for key, on in list(faults.items()):
             if on and key in _UNDO:
                 lab.fault(_UNDO[key], name)
