@@ -1,4 +1,10 @@
-"""Settings of `checker run` / `verify` / `setup`: parsed once into a frozen object.
+"""Settings of `checker run` / `verify` / `setup`: declared once, parsed once into a frozen object.
+
+Each setting is one `Field`: its key (the option's parameter name and the config-file key),
+default, `CHECKER_*` environment variable, click type, lower bound and help. The click options
+of the commands are generated from the fields (`connection_options`, `options(*RUN)`, and
+`Field.option(...)` where a command says something differently), `Settings` takes its defaults
+from them, and `build` validates each against its declared type and minimum.
 
 Precedence: command-line option > `CHECKER_*` environment variable > config file (YAML,
 `--config` / `CHECKER_CONFIG`, keys = option names with underscores) > default.
@@ -13,19 +19,231 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import click
 import yaml
 
-from checker import secrets
+from checker import _logging, secrets
 from checker.errors import ConfigError
 from checker.mysql import TLS_MODES, VERIFYING_TLS_MODES, Endpoint, parse_endpoint
 from checker.schema import Names
 from checker.secrets import Secret
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 WORKLOADS = ("ledger", "bank")
+
+
+@dataclass(frozen=True)
+class Field(Generic[T]):
+    """One setting, declared once: its key (the parameter and config-file name), default,
+    environment variable, click type, lower bound and help. `option()` makes its click option;
+    `value()` reads it from the merged options, validated against `minimum`."""
+
+    key: str
+    default: T
+    env: str | None = None
+    help: str | None = None
+    type: Any = None
+    minimum: float | None = None
+    multiple: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    def option(self, *decls: str, **overrides: Any) -> Callable[[F], F]:
+        """The click option of this field; a command passes what it says differently (another
+        flag and parameter name, help, type)."""
+        kwargs: dict[str, Any] = {
+            "envvar": self.env,
+            "default": self.default,
+            "show_default": self.default is not None,
+            "type": self.type,
+            "help": self.help,
+            "multiple": self.multiple,
+        }
+        return click.option(*(decls or (self.flag, self.key)), **{**kwargs, **overrides})
+
+    def given(self, raw: Mapping[str, Any]) -> Any:
+        """The raw value, or the default when it was not given (None or empty) — 0 stays 0."""
+        value = raw.get(self.key)
+        return self.default if value is None or value == "" else value
+
+    def value(self, raw: Mapping[str, Any]) -> T:
+        """The given (or default) number, of the field's type and at least its minimum."""
+        given = self.given(raw)
+        if given is None:
+            return self.default
+        try:
+            number = self.type(given)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{self.flag} must be a {self.type.__name__}, not {given!r}"
+            ) from None
+        if self.minimum is not None and number < self.minimum:
+            raise ConfigError(f"{self.flag} must be at least {self.minimum}, not {given!r}")
+        result: T = number
+        return result
+
+
+# -- where the MySQL is and how to reach it (run, verify; setup takes a few) ---------------------
+LAB = Field[str | None](
+    "lab",
+    None,
+    env="CHECKER_LAB",
+    type=click.Path(file_okay=False),
+    help="A running `checker lab` directory: endpoints and credentials from it.",
+)
+WRITER = Field[str | None](
+    "writer", None, env="CHECKER_WRITER", help="Primary endpoint, mysql://user@host:port/db."
+)
+READER = Field[str | None](
+    "reader", None, env="CHECKER_READER", help="Replica read endpoint (mysql-read)."
+)
+NODE = Field[tuple[str, ...] | None](
+    "node",
+    None,
+    env="CHECKER_NODES",
+    multiple=True,
+    help="NAME=URL of one node, repeatable (CHECKER_NODES: comma-separated).",
+)
+USER = Field[str | None]("user", None, env="CHECKER_USER", help="MySQL user (default: checker).")
+PASSWORD_FILE = Field[str | None](
+    "password_file",
+    None,
+    env="CHECKER_PASSWORD_FILE",
+    type=click.Path(dir_okay=False),
+    help="File holding the MySQL password (or set CHECKER_PASSWORD).",
+)
+DATABASE = Field("database", Names.database, env="CHECKER_DATABASE")
+CONNECT_TIMEOUT = Field(
+    "connect_timeout", 3.0, env="CHECKER_CONNECT_TIMEOUT", type=float, minimum=0.1
+)
+STATEMENT_TIMEOUT = Field(
+    "statement_timeout",
+    5.0,
+    env="CHECKER_STATEMENT_TIMEOUT",
+    type=float,
+    minimum=0.1,
+    help="Seconds before an unanswered statement counts as indeterminate.",
+)
+TLS = Field[str | None](
+    "tls",
+    None,
+    env="CHECKER_TLS",
+    type=click.Choice(TLS_MODES),
+    help="TLS to MySQL (default: preferred; disabled for --lab). verify-ca and "
+    "verify-identity check the server's certificate against --tls-ca.",
+)
+TLS_CA = Field[str | None](
+    "tls_ca",
+    None,
+    env="CHECKER_TLS_CA",
+    type=click.Path(dir_okay=False),
+    help="CA file (PEM) for --tls verify-ca / verify-identity.",
+)
+LOG_FORMAT = Field(
+    "log_format", "auto", env="CHECKER_LOG_FORMAT", type=click.Choice(["auto", "json", "console"])
+)
+LOG_LEVEL = Field(
+    "log_level",
+    "info",
+    env="CHECKER_LOG_LEVEL",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
+
+# -- what `checker run` does (verify takes the journal and the lag bound) ------------------------
+JOURNAL = Field(
+    "journal",
+    "checker-journal.sqlite",
+    env="CHECKER_JOURNAL",
+    type=click.Path(dir_okay=False),
+    help="Durable local history (SQLite).",
+)
+WORKLOAD = Field(
+    "workload", "ledger", env="CHECKER_WORKLOAD", help="Comma-separated: ledger, bank."
+)
+CONCURRENCY = Field(
+    "concurrency",
+    4,
+    env="CHECKER_CONCURRENCY",
+    type=int,
+    minimum=1,
+    help="Ledger writers, each with its own connection.",
+)
+RATE = Field(
+    "rate",
+    0.0,
+    env="CHECKER_RATE",
+    type=float,
+    minimum=0,
+    help="Total ledger writes per second (0: as fast as the server allows).",
+)
+DURATION = Field[float | None](
+    "duration",
+    None,
+    env="CHECKER_DURATION",
+    type=float,
+    minimum=0.1,
+    help="Seconds to run, then verify and exit (default: until SIGTERM/SIGINT).",
+)
+HTTP = Field[str | None]("http", None, env="CHECKER_HTTP", help="Serve the HTTP API on HOST:PORT.")
+API_TOKEN_FILE = Field[str | None](
+    "api_token_file",
+    None,
+    env="CHECKER_API_TOKEN_FILE",
+    type=click.Path(dir_okay=False),
+    help="Bearer token required by POST routes (or CHECKER_API_TOKEN).",
+)
+LAG_BOUND = Field(
+    "lag_bound",
+    5.0,
+    env="CHECKER_LAG_BOUND",
+    type=float,
+    minimum=0.01,
+    help="Seconds a replica may lag before a read that misses an acknowledged write is stale.",
+)
+ANALYSIS_INTERVAL = Field(
+    "analysis_interval", 1.0, env="CHECKER_ANALYSIS_INTERVAL", type=float, minimum=0.05
+)
+VERIFY_INTERVAL = Field(
+    "verify_interval",
+    0.0,
+    env="CHECKER_VERIFY_INTERVAL",
+    type=float,
+    minimum=0,
+    help="Seconds between full verifications during the run (0: only at the end).",
+)
+VERIFY_TIMEOUT = Field(
+    "verify_timeout",
+    60.0,
+    env="CHECKER_VERIFY_TIMEOUT",
+    type=float,
+    minimum=0.1,
+    help="Seconds the GTID barrier waits for replicas during a verification.",
+)
+READ_INTERVAL = Field(
+    "read_interval",
+    0.2,
+    env="CHECKER_READ_INTERVAL",
+    type=float,
+    minimum=0.01,
+    help="Seconds between reads through mysql-read (each node is read every second).",
+)
+RECONNECT_EVERY = Field(
+    "reconnect_every",
+    5.0,
+    env="CHECKER_RECONNECT_EVERY",
+    type=float,
+    minimum=0,
+    help="Mean seconds a writer keeps a connection (0: until it fails), like a pool's max "
+    "lifetime: exposes a zombie primary still serving old connections.",
+)
+BANK_ACCOUNTS = Field("bank_accounts", 10, env="CHECKER_BANK_ACCOUNTS", type=int, minimum=2)
+BANK_BALANCE = Field("bank_balance", 1000, env="CHECKER_BANK_BALANCE", type=int, minimum=1)
+BANK_CONCURRENCY = Field("bank_concurrency", 2, env="CHECKER_BANK_CONCURRENCY", type=int, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -36,25 +254,25 @@ class Settings:
     reader: Endpoint | None
     nodes: Mapping[str, Endpoint]
     names: Names = field(default_factory=Names)
-    journal: Path = Path("checker-journal.sqlite")
-    workloads: tuple[str, ...] = ("ledger",)
-    concurrency: int = 4
-    rate: float = 0.0
-    duration: float | None = None
+    journal: Path = Path(JOURNAL.default)
+    workloads: tuple[str, ...] = (WORKLOAD.default,)
+    concurrency: int = CONCURRENCY.default
+    rate: float = RATE.default
+    duration: float | None = DURATION.default
     http: tuple[str, int] | None = None
     api_token: Secret | None = None
-    lag_bound: float = 5.0
-    analysis_interval: float = 1.0
-    verify_interval: float = 0.0
-    verify_timeout: float = 60.0
-    bank_accounts: int = 10
-    bank_balance: int = 1000
-    bank_concurrency: int = 2
-    reconnect_every: float = 5.0
-    read_interval: float = 0.2
+    lag_bound: float = LAG_BOUND.default
+    analysis_interval: float = ANALYSIS_INTERVAL.default
+    verify_interval: float = VERIFY_INTERVAL.default
+    verify_timeout: float = VERIFY_TIMEOUT.default
+    bank_accounts: int = BANK_ACCOUNTS.default
+    bank_balance: int = BANK_BALANCE.default
+    bank_concurrency: int = BANK_CONCURRENCY.default
+    reconnect_every: float = RECONNECT_EVERY.default
+    read_interval: float = READ_INTERVAL.default
     lab_dir: Path | None = None
-    log_format: str = "auto"
-    log_level: str = "info"
+    log_format: str = LOG_FORMAT.default
+    log_level: str = LOG_LEVEL.default
 
     @property
     def user(self) -> str:
@@ -137,26 +355,10 @@ def parse_nodes(
     return nodes
 
 
-def _get(raw: Mapping[str, Any], key: str, default: Any) -> Any:
-    """The raw value, or `default` when it was not given (None or empty) — but 0 stays 0."""
-    value = raw.get(key)
-    return default if value is None or value == "" else value
-
-
-def _number(name: str, value: Any, kind: type, minimum: float | None = None) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a {kind.__name__}, not {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, not {value!r}")
-    return number
-
-
 def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -> Settings:
     """Validate merged raw options (from click) into `Settings`."""
     environ = dict(os.environ if environ is None else environ)
-    database = raw.get("database") or "integrity"
+    database = DATABASE.given(raw)
     names = Names(
         database=database,
         ledger=raw.get("ledger_table") or "ledger",
@@ -201,8 +403,8 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
                 "no MySQL password given; set CHECKER_PASSWORD or CHECKER_PASSWORD_FILE, "
                 "or pass --password-file"
             )
-    connect_timeout = _number("--connect-timeout", _get(raw, "connect_timeout", 3.0), float, 0.1)
-    read_timeout = _number("--statement-timeout", _get(raw, "statement_timeout", 5.0), float, 0.1)
+    connect_timeout = CONNECT_TIMEOUT.value(raw)
+    read_timeout = STATEMENT_TIMEOUT.value(raw)
 
     tls, tls_ca = parse_tls(raw.get("tls"), raw.get("tls_ca"), lab=bool(lab_dir))
 
@@ -211,9 +413,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
             connect_timeout=connect_timeout, read_timeout=read_timeout, tls=tls, tls_ca=tls_ca
         )
 
-    workloads = tuple(
-        w.strip() for w in str(raw.get("workload") or "ledger").split(",") if w.strip()
-    )
+    workloads = tuple(w.strip() for w in str(WORKLOAD.given(raw)).split(",") if w.strip())
     unknown = [w for w in workloads if w not in WORKLOADS]
     if unknown or not workloads:
         raise ConfigError(
@@ -225,8 +425,7 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
     )
     http = parse_http(raw.get("http"))
     _check_api_access(http, token)
-    duration = raw.get("duration")
-    log_format = str(raw.get("log_format") or "auto")
+    log_format = str(LOG_FORMAT.given(raw))
     if log_format not in ("auto", "json", "console"):
         raise ConfigError(f"--log-format must be auto, json or console, not {log_format!r}")
     return Settings(
@@ -234,32 +433,32 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         reader=timed(reader) if reader else None,
         nodes={k: timed(v) for k, v in nodes.items()},
         names=names,
-        journal=Path(raw.get("journal") or "checker-journal.sqlite"),
+        journal=Path(JOURNAL.given(raw)),
         workloads=workloads,
-        concurrency=_number("--concurrency", _get(raw, "concurrency", 4), int, 1),
-        rate=_number("--rate", _get(raw, "rate", 0), float, 0),
-        duration=_number("--duration", duration, float, 0.1)
-        if duration not in (None, "")
-        else None,
+        concurrency=CONCURRENCY.value(raw),
+        rate=RATE.value(raw),
+        duration=DURATION.value(raw),
         http=http,
         api_token=token,
-        lag_bound=_number("--lag-bound", _get(raw, "lag_bound", 5.0), float, 0.01),
-        analysis_interval=_number(
-            "--analysis-interval", _get(raw, "analysis_interval", 1.0), float, 0.05
-        ),
-        verify_interval=_number("--verify-interval", _get(raw, "verify_interval", 0), float, 0),
-        verify_timeout=_number("--verify-timeout", _get(raw, "verify_timeout", 60.0), float, 0.1),
-        bank_accounts=_number("--bank-accounts", _get(raw, "bank_accounts", 10), int, 2),
-        bank_balance=_number("--bank-balance", _get(raw, "bank_balance", 1000), int, 1),
-        bank_concurrency=_number("--bank-concurrency", _get(raw, "bank_concurrency", 2), int, 1),
-        reconnect_every=_number(
-            "--reconnect-every", raw.get("reconnect_every", 5.0) or 0, float, 0
-        ),
-        read_interval=_number("--read-interval", _get(raw, "read_interval", 0.2), float, 0.01),
+        lag_bound=LAG_BOUND.value(raw),
+        analysis_interval=ANALYSIS_INTERVAL.value(raw),
+        verify_interval=VERIFY_INTERVAL.value(raw),
+        verify_timeout=VERIFY_TIMEOUT.value(raw),
+        bank_accounts=BANK_ACCOUNTS.value(raw),
+        bank_balance=BANK_BALANCE.value(raw),
+        bank_concurrency=BANK_CONCURRENCY.value(raw),
+        reconnect_every=RECONNECT_EVERY.value(raw),
+        read_interval=READ_INTERVAL.value(raw),
         lab_dir=Path(lab_dir) if lab_dir else None,
         log_format=log_format,
-        log_level=str(raw.get("log_level") or "info"),
+        log_level=str(LOG_LEVEL.given(raw)),
     )
+
+
+def configure_logs(raw: Mapping[str, Any]) -> None:
+    """Logging as --log-format and --log-level say, before the rest is validated."""
+    fmt = LOG_FORMAT.given(raw)
+    _logging.configure(json=None if fmt == "auto" else fmt == "json", level=LOG_LEVEL.given(raw))
 
 
 def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -290,90 +489,64 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
     return value
 
 
+CONFIG = click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    envvar="CHECKER_CONFIG",
+    callback=_load_config,
+    is_eager=True,
+    expose_value=False,
+    help="YAML file of option: value (CHECKER_CONFIG).",
+)
+# The options of `connection_options`, in the order `--help` lists them.
+CONNECTION = (
+    LAB,
+    WRITER,
+    READER,
+    NODE,
+    USER,
+    PASSWORD_FILE,
+    DATABASE,
+    CONNECT_TIMEOUT,
+    STATEMENT_TIMEOUT,
+    TLS,
+    TLS_CA,
+    LOG_FORMAT,
+    LOG_LEVEL,
+)
+
+# The options of `checker run` after `connection_options`, in the order `--help` lists them.
+RUN = (
+    JOURNAL,
+    WORKLOAD,
+    CONCURRENCY,
+    RATE,
+    DURATION,
+    HTTP,
+    API_TOKEN_FILE,
+    LAG_BOUND,
+    ANALYSIS_INTERVAL,
+    VERIFY_INTERVAL,
+    VERIFY_TIMEOUT,
+    READ_INTERVAL,
+    RECONNECT_EVERY,
+    BANK_ACCOUNTS,
+    BANK_BALANCE,
+    BANK_CONCURRENCY,
+)
+
+
+def options(*decorators: Field[Any] | Callable[[Any], Any]) -> Callable[[F], F]:
+    """Apply click options (fields or ready option decorators) in the order `--help` lists them."""
+
+    def apply(f: F) -> F:
+        for decorator in reversed(decorators):
+            f = decorator.option()(f) if isinstance(decorator, Field) else decorator(f)
+        return f
+
+    return apply
+
+
 def connection_options(f: F) -> F:
-    """Options naming the MySQL topology and credentials (run, verify, setup)."""
-    options = [
-        click.option(
-            "--config",
-            type=click.Path(dir_okay=False),
-            envvar="CHECKER_CONFIG",
-            callback=_load_config,
-            is_eager=True,
-            expose_value=False,
-            help="YAML file of option: value (CHECKER_CONFIG).",
-        ),
-        click.option(
-            "--lab",
-            type=click.Path(file_okay=False),
-            envvar="CHECKER_LAB",
-            help="A running `checker lab` directory: endpoints and credentials from it.",
-        ),
-        click.option(
-            "--writer", envvar="CHECKER_WRITER", help="Primary endpoint, mysql://user@host:port/db."
-        ),
-        click.option(
-            "--reader", envvar="CHECKER_READER", help="Replica read endpoint (mysql-read)."
-        ),
-        click.option(
-            "--node",
-            multiple=True,
-            envvar="CHECKER_NODES",
-            help="NAME=URL of one node, repeatable (CHECKER_NODES: comma-separated).",
-        ),
-        click.option("--user", envvar="CHECKER_USER", help="MySQL user (default: checker)."),
-        click.option(
-            "--password-file",
-            type=click.Path(dir_okay=False),
-            envvar="CHECKER_PASSWORD_FILE",
-            help="File holding the MySQL password (or set CHECKER_PASSWORD).",
-        ),
-        click.option(
-            "--database", envvar="CHECKER_DATABASE", default="integrity", show_default=True
-        ),
-        click.option(
-            "--connect-timeout",
-            type=float,
-            envvar="CHECKER_CONNECT_TIMEOUT",
-            default=3.0,
-            show_default=True,
-        ),
-        click.option(
-            "--statement-timeout",
-            type=float,
-            envvar="CHECKER_STATEMENT_TIMEOUT",
-            default=5.0,
-            show_default=True,
-            help="Seconds before an unanswered statement counts as indeterminate.",
-        ),
-        click.option(
-            "--tls",
-            envvar="CHECKER_TLS",
-            type=click.Choice(TLS_MODES),
-            default=None,
-            help="TLS to MySQL (default: preferred; disabled for --lab). verify-ca and "
-            "verify-identity check the server's certificate against --tls-ca.",
-        ),
-        click.option(
-            "--tls-ca",
-            envvar="CHECKER_TLS_CA",
-            type=click.Path(dir_okay=False),
-            help="CA file (PEM) for --tls verify-ca / verify-identity.",
-        ),
-        click.option(
-            "--log-format",
-            envvar="CHECKER_LOG_FORMAT",
-            default="auto",
-            show_default=True,
-            type=click.Choice(["auto", "json", "console"]),
-        ),
-        click.option(
-            "--log-level",
-            envvar="CHECKER_LOG_LEVEL",
-            default="info",
-            show_default=True,
-            type=click.Choice(["debug", "info", "warning", "error"]),
-        ),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+    """Options naming the MySQL topology and credentials (run, verify), and --config."""
+    return options(CONFIG, *CONNECTION)(f)

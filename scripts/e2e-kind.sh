@@ -7,7 +7,7 @@
 # (scripts/bootstrap.sh) for `chaos`. CI cannot run this (no Docker engine, no cluster there);
 # see docs/kubernetes.md. Exit status: 0 when the game day succeeded (each experiment's steady
 # state held before and after, its method ran within its probes' tolerances, the verdict is
-# VALID: checker/_gameday_result.py) and the checker's verdict is VALID, 1 otherwise (the reasons
+# VALID: checker/gameday/result.py) and the checker's verdict is VALID, 1 otherwise (the reasons
 # are printed), 2 for usage or missing tools.
 set -euo pipefail
 

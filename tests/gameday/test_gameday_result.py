@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from checker import _gameday_result
 from checker.gameday import GameDay, load_plan
+from checker.gameday.result import evaluate
+from checker.gameday.timeouts import derive_timeouts
 from checker.lab.topology import Lab
 from tests.chaos.conftest import TOKEN, Checker, checker_on
 
@@ -171,13 +172,13 @@ def test_invalid_and_unknown_verdicts_on_a_real_journal(
     exp = _experiment(tmp_path, [_process("inject", "touch", str(tmp_path / "x"))])
     summary, _ = _run(tmp_path, running_checker, exp)
     journal = json.loads((Path(summary["folder"]) / "journal.json").read_text())
-    assert _gameday_result.evaluate(journal, True).exit_code == 0
-    invalid = _gameday_result.evaluate(journal, False)
+    assert evaluate(journal, True).exit_code == 0
+    invalid = evaluate(journal, False)
     assert (invalid.result, invalid.exit_code) == ("failed", 1)
     assert invalid.reasons == ("the checker's verdict is INVALID",)
-    unknown = _gameday_result.evaluate(journal, "unknown")
+    unknown = evaluate(journal, "unknown")
     assert (unknown.result, unknown.exit_code) == ("unknown", 2)
-    assert _gameday_result.evaluate(None, True).exit_code == 1
+    assert evaluate(None, True).exit_code == 1
 
 
 def test_a_timeout_interrupts_chaos_and_its_rollback_runs(
@@ -272,7 +273,7 @@ def test_default_timeout_and_grace_come_from_the_experiment(tmp_path: Path) -> N
         ],
     }
     # hypothesis twice (2 x 10) + method (down 250 from --var, 7, pause 3, provider timeout 4)
-    derived = _gameday_result.derive_timeouts(exp, {"down": "250"})
+    derived = derive_timeouts(exp, {"down": "250"})
     assert derived.timeout == 1.25 * (20 + 250 + 7 + 3 + 4) + 60
     assert derived.grace == 69  # ceil(1.25 * 7 + 60)
     path = tmp_path / "e.json"

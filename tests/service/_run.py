@@ -33,7 +33,7 @@ def running(
     lab: Lab, journal: Path, *, http: bool = True, **raw: Any
 ) -> Iterator[tuple[Service, str | None]]:
     """A started in-process checker (and its API on a free port); stopped on exit."""
-    from checker.run_cli import _verify_fn
+    from checker.cli.run import _verify_fn
 
     settings = settings_for(lab, journal, **raw)
     service = Service(settings, verify=_verify_fn())

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from checker.report import ANALYSIS_LIMIT
+from checker.settings import LAG_BOUND
 
 
 @click.command()
@@ -36,11 +37,8 @@ from checker.report import ANALYSIS_LIMIT
     type=click.Path(path_type=Path),
     help="Directory to write index.html and verdict.json into (created if missing).",
 )
-@click.option(
-    "--lag-bound",
-    type=float,
-    default=5.0,
-    show_default=True,
+@LAG_BOUND.option(
+    envvar=None,
     help="For a journal with no verification: seconds a read may miss an acknowledged write.",
 )
 @click.option(

@@ -12,125 +12,28 @@ import click
 
 from checker import _logging, schema, secrets
 from checker.errors import ConfigError
-from checker.mysql import TLS_MODES, parse_endpoint
-from checker.settings import build, connection_options, parse_tls
+from checker.mysql import parse_endpoint
+from checker.settings import (
+    DATABASE,
+    LAB,
+    PASSWORD_FILE,
+    RUN,
+    TLS,
+    TLS_CA,
+    WRITER,
+    build,
+    configure_logs,
+    connection_options,
+    options,
+    parse_tls,
+)
 
 EXIT_FOR = {"True": 0, "False": 1, "unknown": 2}  # by str(verdict "valid")
 
 
-def _configure_logs(raw: dict[str, Any]) -> None:
-    fmt = raw.get("log_format") or "auto"
-    _logging.configure(
-        json=None if fmt == "auto" else fmt == "json", level=raw.get("log_level") or "info"
-    )
-
-
 @click.command()
 @connection_options
-@click.option(
-    "--journal",
-    envvar="CHECKER_JOURNAL",
-    default="checker-journal.sqlite",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Durable local history (SQLite).",
-)
-@click.option(
-    "--workload",
-    envvar="CHECKER_WORKLOAD",
-    default="ledger",
-    show_default=True,
-    help="Comma-separated: ledger, bank.",
-)
-@click.option(
-    "--concurrency",
-    envvar="CHECKER_CONCURRENCY",
-    type=int,
-    default=4,
-    show_default=True,
-    help="Ledger writers, each with its own connection.",
-)
-@click.option(
-    "--rate",
-    envvar="CHECKER_RATE",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Total ledger writes per second (0: as fast as the server allows).",
-)
-@click.option(
-    "--duration",
-    envvar="CHECKER_DURATION",
-    type=float,
-    default=None,
-    help="Seconds to run, then verify and exit (default: until SIGTERM/SIGINT).",
-)
-@click.option(
-    "--http", envvar="CHECKER_HTTP", default=None, help="Serve the HTTP API on HOST:PORT."
-)
-@click.option(
-    "--api-token-file",
-    envvar="CHECKER_API_TOKEN_FILE",
-    type=click.Path(dir_okay=False),
-    help="Bearer token required by POST routes (or CHECKER_API_TOKEN).",
-)
-@click.option(
-    "--lag-bound",
-    envvar="CHECKER_LAG_BOUND",
-    type=float,
-    default=5.0,
-    show_default=True,
-    help="Seconds a replica may lag before a read that misses an acknowledged write is stale.",
-)
-@click.option(
-    "--analysis-interval",
-    envvar="CHECKER_ANALYSIS_INTERVAL",
-    type=float,
-    default=1.0,
-    show_default=True,
-)
-@click.option(
-    "--verify-interval",
-    envvar="CHECKER_VERIFY_INTERVAL",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Seconds between full verifications during the run (0: only at the end).",
-)
-@click.option(
-    "--verify-timeout",
-    envvar="CHECKER_VERIFY_TIMEOUT",
-    type=float,
-    default=60.0,
-    show_default=True,
-    help="Seconds the GTID barrier waits for replicas during a verification.",
-)
-@click.option(
-    "--read-interval",
-    envvar="CHECKER_READ_INTERVAL",
-    type=float,
-    default=0.2,
-    show_default=True,
-    help="Seconds between reads through mysql-read (each node is read every second).",
-)
-@click.option(
-    "--reconnect-every",
-    envvar="CHECKER_RECONNECT_EVERY",
-    type=float,
-    default=5.0,
-    show_default=True,
-    help="Mean seconds a writer keeps a connection (0: until it fails), like a pool's max "
-    "lifetime: exposes a zombie primary still serving old connections.",
-)
-@click.option(
-    "--bank-accounts", envvar="CHECKER_BANK_ACCOUNTS", type=int, default=10, show_default=True
-)
-@click.option(
-    "--bank-balance", envvar="CHECKER_BANK_BALANCE", type=int, default=1000, show_default=True
-)
-@click.option(
-    "--bank-concurrency", envvar="CHECKER_BANK_CONCURRENCY", type=int, default=2, show_default=True
-)
+@options(*RUN)
 @click.option(
     "--ready-file",
     type=click.Path(dir_okay=False),
@@ -148,7 +51,7 @@ def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
     from checker.service import Service, limit_malloc_arenas
 
     limit_malloc_arenas()
-    _configure_logs(raw)
+    configure_logs(raw)
     log = _logging.get("checker.run")
     settings = build(raw)
     service = Service(settings, verify=_verify_fn())
@@ -226,45 +129,26 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 @click.command()
-@click.option(
-    "--lab",
-    type=click.Path(file_okay=False),
-    envvar="CHECKER_LAB",
-    help="Set up a running lab's schema as its root user.",
-)
-@click.option("--writer", envvar="CHECKER_WRITER", help="The primary, mysql://admin@host:port.")
-@click.option("--admin-user", default="root", show_default=True, envvar="CHECKER_ADMIN_USER")
-@click.option(
-    "--admin-password-file",
-    type=click.Path(dir_okay=False),
-    envvar="CHECKER_ADMIN_PASSWORD_FILE",
-    help="The admin's password file (or CHECKER_ADMIN_PASSWORD).",
-)
-@click.option(
-    "--create-user", default=None, help="Also create this least-privilege user for the checker."
-)
-@click.option(
-    "--user-host", default="%", show_default=True, help="Host part of the created account."
-)
-@click.option(
-    "--password-file",
-    type=click.Path(dir_okay=False),
-    envvar="CHECKER_PASSWORD_FILE",
-    help="The created user's password file (or CHECKER_PASSWORD).",
-)
-@click.option("--database", default="integrity", show_default=True, envvar="CHECKER_DATABASE")
-@click.option(
-    "--tls",
-    envvar="CHECKER_TLS",
-    type=click.Choice(TLS_MODES),
-    default=None,
-    help="TLS to MySQL, as for `checker run` (default: preferred; disabled for --lab).",
-)
-@click.option(
-    "--tls-ca",
-    envvar="CHECKER_TLS_CA",
-    type=click.Path(dir_okay=False),
-    help="CA file (PEM) for --tls verify-ca / verify-identity.",
+@options(
+    LAB.option(help="Set up a running lab's schema as its root user."),
+    WRITER.option(help="The primary, mysql://admin@host:port."),
+    click.option("--admin-user", default="root", show_default=True, envvar="CHECKER_ADMIN_USER"),
+    click.option(
+        "--admin-password-file",
+        type=click.Path(dir_okay=False),
+        envvar="CHECKER_ADMIN_PASSWORD_FILE",
+        help="The admin's password file (or CHECKER_ADMIN_PASSWORD).",
+    ),
+    click.option(
+        "--create-user", default=None, help="Also create this least-privilege user for the checker."
+    ),
+    click.option(
+        "--user-host", default="%", show_default=True, help="Host part of the created account."
+    ),
+    PASSWORD_FILE.option(help="The created user's password file (or CHECKER_PASSWORD)."),
+    DATABASE,
+    TLS.option(help="TLS to MySQL, as for `checker run` (default: preferred; disabled for --lab)."),
+    TLS_CA,
 )
 @click.option("--print-grants", is_flag=True, help="Only print the SQL (DDL and grants) and exit.")
 @click.option(

@@ -1,13 +1,14 @@
 """`checker` command line: `lab`, `setup`, `run`, `verify`, `report`, `gameday`, `demo`.
 
-Each feature keeps its commands in its own module and registers them here. User errors
-(`CheckerError`) print one line and exit non-zero, with no traceback.
+Each command lives in its own module of this package (`checker.cli.run` holds `run` and
+`setup`; `demo` lives in `checker.demo`) and is registered here. User errors (`CheckerError`)
+print one line and exit non-zero, with no traceback. `python -m checker.cli` runs `main`
+(`__main__.py`), as the `checker` console script does.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Sequence
 
 import click
@@ -19,16 +20,16 @@ from checker.secrets import redact
 # Each command lives in its own module, imported only when that command runs: `checker lab`
 # need not pay for FastAPI and SQLAlchemy. name -> (module, attribute, one-line help).
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "lab": ("checker.lab.cli", "lab", "Start, inspect, break and stop the local MySQL lab."),
+    "lab": ("checker.cli.lab", "lab", "Start, inspect, break and stop the local MySQL lab."),
     "setup": (
-        "checker.run_cli",
+        "checker.cli.run",
         "setup",
         "Create the schema and the checker's least-privilege user.",
     ),
-    "run": ("checker.run_cli", "run", "Write sequenced rows, read them back, keep a verdict."),
-    "verify": ("checker.verify_cli", "verify", "Verify every node against a journal."),
-    "report": ("checker.report_cli", "report", "Write the HTML report of a run."),
-    "gameday": ("checker.gameday_cli", "gameday", "Run chaos experiments on a schedule."),
+    "run": ("checker.cli.run", "run", "Write sequenced rows, read them back, keep a verdict."),
+    "verify": ("checker.cli.verify", "verify", "Verify every node against a journal."),
+    "report": ("checker.cli.report", "report", "Write the HTML report of a run."),
+    "gameday": ("checker.cli.gameday", "gameday", "Run chaos experiments on a schedule."),
     "demo": ("checker.demo", "demo", "The whole job on a fresh local lab, end to end."),
 }
 
@@ -76,7 +77,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("checker: interrupted", err=True)
         return 130
     return int(result) if isinstance(result, int) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

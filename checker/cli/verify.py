@@ -14,7 +14,17 @@ from checker.core.semisync import WindowIndex, annotate
 from checker.errors import AuthError, ConfigError, DatabaseError, GrantError, VerifyError
 from checker.journal import Journal
 from checker.semisync import journal_windows
-from checker.settings import Settings, build, connection_options, parse_nodes
+from checker.settings import (
+    JOURNAL,
+    LAG_BOUND,
+    VERIFY_TIMEOUT,
+    Settings,
+    build,
+    configure_logs,
+    connection_options,
+    options,
+    parse_nodes,
+)
 from checker.verify import (
     Options,
     Verification,
@@ -29,37 +39,25 @@ EXIT_FOR: dict[bool | str, int] = {True: 0, False: 1, "unknown": 2}
 
 @click.command()
 @connection_options
-@click.option(
-    "--journal",
-    envvar="CHECKER_JOURNAL",
-    default="checker-journal.sqlite",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="The run's journal (read only).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print the verdict JSON (docs/verdict.md).")
-@click.option(
-    "--timeout",
-    envvar="CHECKER_VERIFY_TIMEOUT",
-    type=click.FloatRange(min=0.0),
-    default=60.0,
-    show_default=True,
-    help="Seconds the GTID barrier waits for replicas; one that does not catch up is unknown.",
-)
-@click.option(
-    "--lag-bound",
-    envvar="CHECKER_LAG_BOUND",
-    type=click.FloatRange(min=0.0, min_open=True),
-    default=5.0,
-    show_default=True,
-    help="Seconds a replica may lag before a read that misses an acknowledged write is stale.",
-)
-@click.option(
-    "--chunk-seconds",
-    type=click.FloatRange(min=0.01),
-    default=0.5,
-    show_default=True,
-    help="Target duration of one server-side checksum query.",
+@options(
+    JOURNAL.option(help="The run's journal (read only)."),
+    click.option(
+        "--json", "as_json", is_flag=True, help="Print the verdict JSON (docs/verdict.md)."
+    ),
+    # verify's own names and bounds for two run settings: a barrier of 0 s is allowed here.
+    VERIFY_TIMEOUT.option(
+        "--timeout",
+        type=click.FloatRange(min=0.0),
+        help="Seconds the GTID barrier waits for replicas; one that does not catch up is unknown.",
+    ),
+    LAG_BOUND.option(type=click.FloatRange(min=0.0, min_open=True)),
+    click.option(
+        "--chunk-seconds",
+        type=click.FloatRange(min=0.01),
+        default=0.5,
+        show_default=True,
+        help="Target duration of one server-side checksum query.",
+    ),
 )
 def verify(
     as_json: bool, timeout: float, lag_bound: float, chunk_seconds: float, **raw: Any
@@ -69,10 +67,7 @@ def verify(
     Give the nodes with --lab DIR, or with --node NAME=URL (repeatable; add --writer URL to
     say which is the primary, otherwise the only writable node is).
     """
-    fmt = raw.get("log_format") or "auto"
-    _logging.configure(
-        json=None if fmt == "auto" else fmt == "json", level=raw.get("log_level") or "info"
-    )
+    configure_logs(raw)
     settings, writer_given = _settings(raw)
     journal = Journal.open_readonly(settings.journal)
     try:
