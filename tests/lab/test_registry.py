@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from checker.cli.lab import fault as fault_command
 from checker.errors import LabError
 from checker.lab import state as lab_state
-from checker.lab.cli import fault as fault_command
 from checker.lab.faults import FAULTS, REGISTRY
 from checker.lab.state import LabState, load, save
 
