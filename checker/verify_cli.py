@@ -15,14 +15,9 @@ from checker.errors import AuthError, ConfigError, DatabaseError, GrantError, Ve
 from checker.journal import Journal
 from checker.semisync import journal_windows
 from checker.settings import Settings, build, connection_options, parse_nodes
-from checker.verify import (
-    Options,
-    Verification,
-    summary_lines,
-    target_from_settings,
-    unfinished,
-)
+from checker.verify import Options, Verification, target_from_settings, unfinished
 from checker.verify import verify as run_verification
+from checker.verify.text import summary_lines
 
 EXIT_FOR: dict[bool | str, int] = {True: 0, False: 1, "unknown": 2}
 
