@@ -10,9 +10,9 @@ from collections.abc import Callable
 from checker import _logging
 from checker.core.verdict import Failure, Verdict, build_verdict
 from checker.errors import AuthError, CheckerError, GrantError
+from checker.journal.reader import JournalReader
 from checker.service import Service
 from checker.verify import LiveRun, Options, target_from_settings, unfinished, verify
-from checker.verify.journal_db import JournalDB
 
 log = _logging.get("checker.verify")  # one logger name for the whole verification
 
@@ -60,7 +60,7 @@ def _settler(service: Service) -> Callable[[], None]:
     def settle() -> None:
         marks = {w: w.seq for w in service.writers}
         deadline = time.monotonic() + service.settings.writer.read_timeout + 1.0
-        db = JournalDB(service.journal)
+        db = JournalReader(service.journal)
         try:
             while True:
                 service.journal.flush()

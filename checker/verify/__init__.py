@@ -31,11 +31,11 @@ of other registered runs are counted per node (`foreign_rows`), rows of writers 
 registered are `unexpected`. docs/verification.md has the rest.
 
 The package, one module per concern: `model` (what to verify, how, and the result), `node`
-(the SQL each MySQL node runs, finding the primary), `journal_db` (the SQL over the journal),
-`expectations` (the journal's expected aggregates and their cache), `journal_checks` (split
-brain, stale and non-monotonic reads, bank observations: the journal alone), `run` (the
-servers' side of one verification, once the primary is known), `verification` (`verify` and
-`unfinished`) and `text` (a verification in words, for the CLI only).
+(the SQL each MySQL node runs, finding the primary), `expectations` (the journal's expected
+aggregates and their cache), `journal_checks` (split brain, stale and non-monotonic reads,
+bank observations: the journal alone), `run` (the servers' side of one verification, once the
+primary is known), `verification` (`verify` and `unfinished`) and `text` (a verification in
+words, for the CLI only). The journal is read through `checker.journal.reader`.
 """
 
 from checker.verify.expectations import warm_cache

@@ -11,7 +11,7 @@ from typing import Any
 
 from checker import _logging
 from checker.journal import Journal
-from checker.verify.journal_db import FETCH_BATCH, JournalDB, Outcomes
+from checker.journal.reader import FETCH_BATCH, JournalReader, Outcomes
 
 log = _logging.get("checker.verify")  # one logger name for the whole verification
 
@@ -95,7 +95,7 @@ class Expectations:
     """The journal's expected aggregates per grain of `GRAIN` row ids, kept in the `Cache`
     between verifications and brought up to date with the attempts journaled since."""
 
-    def __init__(self, db: JournalDB, journal: Journal) -> None:
+    def __init__(self, db: JournalReader, journal: Journal) -> None:
         self.db = db
         self.upto = db.last_attempt_id()
         self.cache = Cache(journal)
@@ -170,7 +170,7 @@ def warm_cache(journal: Journal) -> None:
     The service runs this in the background during a run, so that the verification at its end
     (and `checker verify` after it) reads only the last few seconds of the journal instead of
     all of it (the cold cost: ~2.5 CPU-s per million attempts)."""
-    db = JournalDB(journal)
+    db = JournalReader(journal)
     try:
         cached_outcomes(db, journal)
         lo, hi = db.row_ids()
@@ -183,7 +183,7 @@ def warm_cache(journal: Journal) -> None:
         db.close()
 
 
-def cached_outcomes(db: JournalDB, journal: Journal) -> Outcomes:
+def cached_outcomes(db: JournalReader, journal: Journal) -> Outcomes:
     """Attempts by outcome and the identities that acknowledged any, from the `Cache` and
     the attempts journaled since it was stored."""
     cache = Cache(journal)

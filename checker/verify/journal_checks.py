@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby, islice
-from operator import itemgetter
-from typing import Any, TypeVar
+from operator import attrgetter
+from typing import TypeVar
 
 from checker.core import bank, primaries, replicas
-from checker.core.history import Attempt, BankObservation, Outcome, Read
+from checker.core.history import Attempt, Outcome, Read
 from checker.core.verdict import Anomaly, Failure
 from checker.journal import Journal
+from checker.journal.reader import FETCH_BATCH, JournalReader, Outcomes
 from checker.verify.expectations import cached_outcomes
-from checker.verify.journal_db import ATTEMPT_COLUMNS, FETCH_BATCH, JournalDB, Outcomes, attempt
 
 T = TypeVar("T")
 
@@ -26,44 +26,28 @@ ACK_WINDOW = 200_000
 """Acknowledgements held at once for one window of reads."""
 
 
-def split_brain(db: Any, servers: int) -> list[Anomaly]:
+def split_brain(db: JournalReader, servers: int) -> list[Anomaly]:
     """`primaries.split_brain` over every acknowledgement, without holding them in memory.
 
     The detector needs, per server identity, its first and last acknowledgement, and for an
-    overlapping pair each one's first acknowledgement from the overlap's start on. SQLite finds
-    exactly those (a bare column next to MIN/MAX comes from the row holding it); the evidence's
-    `acks` is then set to the identity's real count. With one identity (`servers`) there is
-    nothing to look for.
+    overlapping pair each one's first acknowledgement from the overlap's start on. The journal
+    finds exactly those; the evidence's `acks` is then set to the identity's real count. With
+    one identity (`servers`) there is nothing to look for.
     """
     if servers < 2:
         return []
-    ok = "FROM attempts WHERE outcome = 'ok' AND server = ?"
     acks: dict[str, int] = {}
     acked: list[Attempt] = []
-    for (server,) in db.execute(
-        "SELECT DISTINCT server FROM attempts WHERE outcome = 'ok' AND server IS NOT NULL"
-    ).fetchall():
-        first = db.execute(
-            f"SELECT MIN(complete_wall), COUNT(*), {ATTEMPT_COLUMNS} {ok}", (server,)
-        )
-        last = db.execute(f"SELECT MAX(complete_wall), {ATTEMPT_COLUMNS} {ok}", (server,))
-        f, la = first.fetchone(), last.fetchone()
-        acks[str(server)] = int(f[1])
-        acked += [attempt(f[2:]), attempt(la[1:])]
+    for server in db.ack_servers():
+        count, first, last = db.ack_span(server)
+        acks[str(server)] = count
+        acked += [first, last]
     spans = primaries.primary_spans(acked)
     for i, early in enumerate(spans):
         for late in spans[i + 1 :]:
             if late.first < early.last and early.first < late.last:
                 for server in (early.server, late.server):
-                    acked.extend(
-                        attempt(r)
-                        for r in db.execute(
-                            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE outcome = 'ok' "
-                            "AND server = ? AND complete_wall >= ? "
-                            "ORDER BY complete_wall, writer_id, seq LIMIT 1",
-                            (server, late.first),
-                        )
-                    )
+                    acked.extend(db.first_ack_since(server, late.first))
     acked.sort(key=lambda a: (a.complete_wall or 0.0, a.writer_id, a.seq))
     return [_with_ack_counts(a, acks) for a in primaries.split_brain(acked)]
 
@@ -76,38 +60,28 @@ def _with_ack_counts(anomaly: Anomaly, acks: Mapping[str, int]) -> Anomaly:
     return replace(anomaly, evidence={**anomaly.evidence, "identities": identities})
 
 
-_READ_COLUMNS = "time, writer_id, max_seq, node, server, endpoint"
-
-
-def _read(r: Sequence[Any]) -> Read:
-    return Read(time=r[0], writer_id=r[1], max_seq=r[2], node=r[3], server=r[4], endpoint=r[5])
-
-
-def stale(db: Any, lag_bound: float) -> list[Anomaly]:
+def stale(db: JournalReader, lag_bound: float) -> list[Anomaly]:
     """`replicas.stale` per writer and window of reads, with only the acknowledgements those
     reads could have missed: every one newer than the oldest seq the window shows, up to its
     last deadline. That is exact (a writer's seqs grow with time) and bounded by the window and
     by how stale its reads are, not by the run's length."""
     found: list[Anomaly] = []
-    cur = db.execute(f"SELECT {_READ_COLUMNS} FROM reads ORDER BY writer_id, time, id")
-    for writer, rows in groupby(cur, key=itemgetter(1)):
-        for window in _batched(rows, READ_WINDOW):
-            found.extend(_stale_window(db, str(writer), [_read(r) for r in window], lag_bound))
+    for writer, reads in groupby(db.reads_by_writer(), key=attrgetter("writer_id")):
+        for window in _batched(reads, READ_WINDOW):
+            found.extend(_stale_window(db, str(writer), window, lag_bound))
     return found
 
 
-def _missable(db: Any, writer: str, seen: int, deadline: float, limit: int) -> list[Any]:
+def _missable(
+    db: JournalReader, writer: str, seen: int, deadline: float, limit: int
+) -> list[tuple[int, float]]:
     """(seq, completion) of `writer`'s acks after seq `seen` completed before `deadline`: what
     one read could have missed. Index seeks in seq order, stopping at the first ack completed
     at or after the deadline: one writer's acks complete in seq order."""
-    found: list[Any] = []
+    found: list[tuple[int, float]] = []
     page = 16
     while len(found) <= limit:
-        rows = db.execute(
-            "SELECT seq, complete_wall FROM attempts WHERE writer_id = ? AND seq > ? "
-            "AND outcome = 'ok' ORDER BY seq LIMIT ?",
-            (writer, seen, page),
-        ).fetchall()
+        rows = db.acks_after(writer, seen, page)
         for seq, t in rows:
             if t is None or t >= deadline:
                 return found
@@ -118,7 +92,9 @@ def _missable(db: Any, writer: str, seen: int, deadline: float, limit: int) -> l
     return found
 
 
-def _stale_window(db: Any, writer: str, reads: list[Read], lag_bound: float) -> list[Anomaly]:
+def _stale_window(
+    db: JournalReader, writer: str, reads: list[Read], lag_bound: float
+) -> list[Anomaly]:
     # Each read needs the acks it could have missed; the union of those is all the detector
     # needs to judge every read of the window exactly as it would with every ack.
     acks: dict[int, float] = {}
@@ -142,39 +118,30 @@ def _stale_window(db: Any, writer: str, reads: list[Read], lag_bound: float) -> 
     return found
 
 
-def _exact_missed(db: Any, anomaly: Anomaly, lag_bound: float) -> Anomaly:
+def _exact_missed(db: JournalReader, anomaly: Anomaly, lag_bound: float) -> Anomaly:
     ev = anomaly.evidence
     visible = -1 if ev.get("max_seq_visible") is None else int(ev["max_seq_visible"])
-    missed = db.execute(
-        "SELECT COUNT(*) FROM attempts WHERE writer_id = ? AND outcome = 'ok' AND seq > ? "
-        "AND complete_wall < ?",
-        (anomaly.writer_id, visible, float(ev["read_at"]) - lag_bound),
-    ).fetchone()[0]
-    return replace(anomaly, evidence={**ev, "missed_acked": int(missed)})
+    missed = db.acks_missed(str(anomaly.writer_id), visible, float(ev["read_at"]) - lag_bound)
+    return replace(anomaly, evidence={**ev, "missed_acked": missed})
 
 
-def non_monotonic(db: Any) -> list[Anomaly]:
+def non_monotonic(db: JournalReader) -> list[Anomaly]:
     """`replicas.non_monotonic` per backend and writer, in windows of reads. A window starts
     with the read that set the highest seq so far, which is all the detector carries over."""
     found: list[Anomaly] = []
-    cur = db.execute(
-        f"SELECT {_READ_COLUMNS}, COALESCE(node, server) AS backend FROM reads "
-        "WHERE COALESCE(node, server) IS NOT NULL ORDER BY backend, writer_id, time, id"
-    )
-    for _, rows in groupby(cur, key=lambda r: (r[6], r[1])):
+    for _, rows in groupby(db.reads_by_backend(), key=lambda p: (p[0], p[1].writer_id)):
         high: Read | None = None
-        for window in _time_windows(rows, READ_WINDOW):
-            reads = [_read(r) for r in window]
+        for reads in _time_windows((r for _, r in rows), READ_WINDOW):
             found.extend(replicas.non_monotonic([high, *reads] if high else reads))
             high = _highest(high, reads)
     return found
 
 
-def _time_windows(rows: Iterable[Sequence[Any]], size: int) -> Iterator[list[Sequence[Any]]]:
-    """Batches of about `size` rows (ordered by time), never splitting rows of one time."""
-    batch: list[Sequence[Any]] = []
-    for r in rows:
-        if len(batch) >= size and r[0] != batch[-1][0]:
+def _time_windows(reads: Iterable[Read], size: int) -> Iterator[list[Read]]:
+    """Batches of about `size` reads (ordered by time), never splitting reads of one time."""
+    batch: list[Read] = []
+    for r in reads:
+        if len(batch) >= size and r.time != batch[-1].time:
             yield batch
             batch = []
         batch.append(r)
@@ -198,13 +165,10 @@ def _highest(high: Read | None, reads: Sequence[Read]) -> Read | None:
     )
 
 
-def bank_observations(db: Any, expected: int) -> list[Anomaly]:
+def bank_observations(db: JournalReader, expected: int) -> list[Anomaly]:
+    """`bank.bank_total` over the bank observations, in batches."""
     found: list[Anomaly] = []
-    cur = db.execute("SELECT node, time, total, server FROM bank ORDER BY id")
-    while batch := cur.fetchmany(FETCH_BATCH):
-        observations = [
-            BankObservation(node=n, time=t, total=int(x), server=s) for n, t, x, s in batch
-        ]
+    for observations in _batched(db.bank(), FETCH_BATCH):
         found.extend(bank.bank_total(observations, {}, expected=expected))
     return found
 
@@ -230,17 +194,17 @@ def check_history(
 ) -> None:
     """Count outcomes, then judge acknowledgements, reads and bank observations, each step
     guarded: a crash of one makes the verdict unknown, never valid."""
-    db = JournalDB(journal)
+    db = JournalReader(journal)
     try:
         out.outcomes = cached_outcomes(db, journal)
         servers = out.outcomes.servers
         steps: list[tuple[str, Callable[[], list[Anomaly]]]] = [
-            ("split_brain", lambda: split_brain(db.db, servers)),
-            ("stale", lambda: stale(db.db, lag_bound)),
-            ("non_monotonic", lambda: non_monotonic(db.db)),
+            ("split_brain", lambda: split_brain(db, servers)),
+            ("stale", lambda: stale(db, lag_bound)),
+            ("non_monotonic", lambda: non_monotonic(db)),
         ]
         if bank_expected is not None:
-            steps.append(("bank_total", lambda: bank_observations(db.db, bank_expected)))
+            steps.append(("bank_total", lambda: bank_observations(db, bank_expected)))
         for name, step in steps:
             try:
                 out.found.extend(step())

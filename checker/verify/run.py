@@ -18,8 +18,8 @@ from checker.core.history import Attempt, Key, Row
 from checker.core.verdict import Anomaly, Failure, NodeVerdict, Validity
 from checker.errors import DatabaseError, VerifyError
 from checker.journal import Journal
+from checker.journal.reader import LOOKUP_BATCH, JournalReader
 from checker.verify.expectations import GRAIN, Expectations
-from checker.verify.journal_db import LOOKUP_BATCH, JournalDB
 from checker.verify.model import LiveRun, NodeReport, Options, Target
 from checker.verify.node import Aggregate, Node
 
@@ -65,7 +65,7 @@ class Run:
         self.drilled = 0
         self.fetched = 0
         self.phases: dict[str, float] = {}
-        self.db = JournalDB(journal)
+        self.db = JournalReader(journal)
         self.expect: Expectations | None = None
         self.suspects: dict[str, set[int]] = {}
         self.registry: str | None = None

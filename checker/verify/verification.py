@@ -21,8 +21,8 @@ from checker.core.verdict import (
     place_groups,
 )
 from checker.journal import Journal
+from checker.journal.reader import JournalReader
 from checker.verify.journal_checks import History, check_history
-from checker.verify.journal_db import JournalDB
 from checker.verify.model import LiveRun, NodeReport, Options, Target, Verification
 from checker.verify.node import Node, connect, find_primary
 from checker.verify.run import Run
@@ -137,7 +137,7 @@ def unfinished(
     bank_meta = journal.meta("bank_total")
     history = History()
     check_history(journal, o.lag_bound, int(bank_meta) if bank_meta is not None else None, history)
-    db = JournalDB(journal)
+    db = JournalReader(journal)
     try:
         counts = db.counts(history.outcomes or db.outcomes())
     finally:

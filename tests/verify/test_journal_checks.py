@@ -15,8 +15,8 @@ from checker.core import bank, chunks, primaries, replicas
 from checker.core.analysis import count_outcomes
 from checker.core.history import Attempt, BankObservation, Outcome, Read
 from checker.core.verdict import Anomaly
-from checker.journal import Journal
-from checker.verify import expectations, journal_checks, journal_db
+from checker.journal import Journal, JournalReader
+from checker.verify import expectations, journal_checks
 
 UUIDS = [f"{i}1111111-2222-3333-4444-555555555555" for i in range(3)]
 
@@ -103,7 +103,7 @@ def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_expected_aggregates_equal_the_cores(journal: tuple[Journal, list[Attempt]]) -> None:
     """SQLite-built row texts hashed in C equal `chunks.expected_chunks` with `row_hash`."""
     j, every = journal
-    db = journal_db.JournalDB(j)
+    db = JournalReader(j)
     try:
         for size in (1, 13, 250, 5000):
             bounds = chunks.chunk_bounds(1, 1300, size)
@@ -119,7 +119,7 @@ def test_counts_and_lookup_follow_journal_attempts(journal: tuple[Journal, list[
     """Counts equal `count_outcomes(Journal.attempts())`; a live writer's window ends at its
     seq; lookups synthesize the crash window's attempts exactly as `attempts()` does."""
     j, every = journal
-    db = journal_db.JournalDB(j)
+    db = JournalReader(j)
     try:
         outcomes = db.outcomes()
         assert outcomes.servers == 3
@@ -145,9 +145,9 @@ def test_split_brain_from_spans_equals_the_core(journal: tuple[Journal, list[Att
         (a for a in every if a.outcome is Outcome.OK),
         key=lambda a: (a.complete_wall or 0.0, a.writer_id, a.seq),
     )
-    db = journal_db.JournalDB(j)
+    db = JournalReader(j)
     try:
-        found = journal_checks.split_brain(db.db, db.outcomes().servers)
+        found = journal_checks.split_brain(db, db.outcomes().servers)
     finally:
         db.close()
     expected = primaries.split_brain(acked)
@@ -161,9 +161,9 @@ def test_stale_in_windows_equals_the_core(journal: tuple[Journal, list[Attempt]]
     j, every = journal
     acked = [a for a in every if a.outcome is Outcome.OK]
     reads = list(j.reads())
-    db = journal_db.JournalDB(j)
+    db = JournalReader(j)
     try:
-        found = journal_checks.stale(db.db, 5.0)
+        found = journal_checks.stale(db, 5.0)
     finally:
         db.close()
     expected = replicas.stale(acked, reads, lag_bound=5.0)
@@ -180,10 +180,10 @@ def test_non_monotonic_and_bank_in_windows_equal_the_core(
     equal the core's detectors over everything at once."""
     j, _ = journal
     reads = list(j.reads())
-    db = journal_db.JournalDB(j)
+    db = JournalReader(j)
     try:
-        found = journal_checks.non_monotonic(db.db)
-        found_bank = journal_checks.bank_observations(db.db, 10_000)
+        found = journal_checks.non_monotonic(db)
+        found_bank = journal_checks.bank_observations(db, 10_000)
     finally:
         db.close()
     expected = replicas.non_monotonic(reads)
@@ -205,7 +205,7 @@ def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
     bounds = chunks.chunk_bounds(0, 1999, expectations.GRAIN)
 
     def grains(fresh: bool) -> list[tuple[int, int]]:
-        db = journal_db.JournalDB(j)
+        db = JournalReader(j)
         try:
             if fresh:
                 return [db.expected(lo, hi) for lo, hi in bounds]
@@ -217,7 +217,7 @@ def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
             db.close()
 
     assert grains(fresh=False) == grains(fresh=True)  # cold: builds the cache
-    db = journal_db.JournalDB(j)
+    db = JournalReader(j)
     try:
         assert expectations.cached_outcomes(db, j) == db.outcomes()  # cold: counted and cached
     finally:
@@ -226,7 +226,7 @@ def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
         j.record_attempt(a)
     j.flush()
     assert Path(f"{path}.verify-cache").exists()
-    db = journal_db.JournalDB(j)
+    db = JournalReader(j)
     try:
         assert expectations.cached_outcomes(db, j) == db.outcomes()  # cached counts, caught up
         assert db.outcomes().total == len(attempts) and db.outcomes().servers == 3
@@ -234,7 +234,7 @@ def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
         db.close()
     warm = grains(fresh=False)
     assert warm == grains(fresh=True)
-    db = journal_db.JournalDB(j)
+    db = JournalReader(j)
     try:
         expect = expectations.Expectations(db, j)
         for lo, hi in [(0, 0), (1, 998), (999, 1000), (17, 1999), (1000, 1998), (250, 4321)]:
@@ -249,7 +249,7 @@ def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
     Path(f"{tmp_path / 'other.sqlite'}.verify-cache").write_bytes(
         Path(f"{path}.verify-cache").read_bytes()
     )
-    db = journal_db.JournalDB(other)
+    db = JournalReader(other)
     try:
         assert expectations.Expectations(db, other).grains == {}
     finally:
