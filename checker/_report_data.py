@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from checker.core.verdict import Verdict
-from checker.journal import Journal
+from checker.journal import Journal, JournalReader
 from checker.secrets import redact
 
 __all__ = [
@@ -174,28 +173,6 @@ class JournalFacts:
     flavor: str | None
 
 
-# -- SQL helpers ----------------------------------------------------------------------------------
-def _ensure_math(db: sqlite3.Connection) -> None:
-    """LOG10 and FLOOR exist only in SQLite builds with math functions; supply them otherwise."""
-    try:
-        db.execute("SELECT LOG10(10), FLOOR(1.5)").fetchone()
-    except sqlite3.OperationalError:
-        db.create_function("LOG10", 1, _log10, deterministic=True)
-        db.create_function("FLOOR", 1, _floor, deterministic=True)
-
-
-def _log10(x: float | None) -> float | None:
-    return None if x is None or x <= 0 else math.log10(x)
-
-
-def _floor(x: float | None) -> float | None:
-    return None if x is None else float(math.floor(x))
-
-
-_LATENCY = "COALESCE(complete_mono - invoke_mono, complete_wall - invoke_wall)"
-_WHEN = "COALESCE(complete_wall, invoke_wall)"
-
-
 @dataclass
 class _Summary:
     """One grouped pass over the attempts: totals, who acknowledged what, and the time span."""
@@ -207,20 +184,20 @@ class _Summary:
     last: float | None = None
 
 
-def _summary(db: sqlite3.Connection) -> _Summary:
+def _summary(db: JournalReader) -> _Summary:
     s = _Summary()
-    rows = db.execute(
-        f"SELECT COALESCE(node, '?'), server, outcome, COUNT(*), MIN(invoke_wall), "
-        f"MAX({_WHEN}), MIN(complete_wall), MAX(complete_wall) FROM attempts "
-        "WHERE invoke_wall > 0 GROUP BY 1, 2, 3"
-    )
-    for node, server, outcome, count, lo, hi, first_ack, last_ack in rows:
+    for node, server, outcome, count, lo, hi, first_ack, last_ack in db.attempt_groups():
         s.outcomes[str(outcome)] = s.outcomes.get(str(outcome), 0) + int(count)
         per_node = s.by_node.setdefault(redact(str(node)), {})
         per_node[str(outcome)] = per_node.get(str(outcome), 0) + int(count)
         s.first = lo if s.first is None else min(s.first, lo)
         s.last = hi if s.last is None else max(s.last, hi)
-        if outcome == "ok" and server is not None and first_ack is not None:
+        if (
+            outcome == "ok"
+            and server is not None
+            and first_ack is not None
+            and last_ack is not None
+        ):
             who = None if node == "?" else redact(str(node))
             s.identities.append(
                 Identity(redact(str(server)), who, float(first_ack), float(last_ack), int(count))
@@ -229,30 +206,24 @@ def _summary(db: sqlite3.Connection) -> _Summary:
     return s
 
 
-def _bounds(db: sqlite3.Connection, summary: _Summary) -> tuple[float | None, float | None]:
+def _bounds(db: JournalReader, summary: _Summary) -> tuple[float | None, float | None]:
     lo, hi = summary.first, summary.last
     for table in ("lag", "events", "annotations"):
-        a, b = db.execute(f"SELECT MIN(time), MAX(time) FROM {table}").fetchone()
-        if a is not None:
+        span = db.time_span(table)
+        if span is not None:
+            a, b = span
             lo = a if lo is None else min(lo, a)
             hi = b if hi is None else max(hi, b)
     return lo, hi
 
 
-def _fill_writes(db: sqlite3.Connection, tl: Timeline) -> None:
+def _fill_writes(db: JournalReader, tl: Timeline) -> None:
     """One grouped pass over every attempt: counts per outcome, latency histograms per bucket."""
     n = tl.buckets
     tl.writes = {o: [0] * n for o in OUTCOMES}
     tl.latency = {name: [None] * n for name, _ in QUANTILES}
     tl.slow = {"failed": [], "indeterminate": []}
-    rows = db.execute(
-        f"SELECT CAST(({_WHEN} - ?) / ? AS INTEGER) AS b, outcome, "
-        f"CAST(FLOOR(? * LOG10(MAX(lat, ?))) AS INTEGER) AS bin, COUNT(*), MAX(lat) "
-        f"FROM (SELECT outcome, invoke_wall, complete_wall, {_LATENCY} AS lat FROM attempts "
-        "WHERE invoke_wall > 0) "
-        "GROUP BY b, outcome, bin ORDER BY b, outcome, bin",
-        (tl.origin, tl.width, BINS_PER_DECADE, _MIN_LATENCY),
-    )
+    rows = db.write_buckets(tl.origin, tl.width, BINS_PER_DECADE, _MIN_LATENCY)
     current: int | None = None
     histogram: dict[int, int] = {}
     ceiling = 0.0
@@ -289,15 +260,11 @@ def _close_bucket(
         tl.slow[outcome].append((i, seconds))
 
 
-def _fill_lag(db: sqlite3.Connection, tl: Timeline) -> None:
+def _fill_lag(db: JournalReader, tl: Timeline) -> None:
     """Per node and bucket, the worst lag sampled; a None sample means lag unknown (replica
     unreachable or not replicating)."""
     n = tl.buckets
-    for b, node, worst, unknown in db.execute(
-        "SELECT CAST((time - ?) / ? AS INTEGER) AS b, node, MAX(seconds), "
-        "SUM(seconds IS NULL) FROM lag GROUP BY node, b ORDER BY node, b",
-        (tl.origin, tl.width),
-    ):
+    for b, node, worst, unknown in db.lag_buckets(tl.origin, tl.width):
         i = min(n - 1, max(0, int(b)))
         name = redact(str(node))
         tl.lag.setdefault(name, []).append((i, None if worst is None else float(worst)))
@@ -305,42 +272,29 @@ def _fill_lag(db: sqlite3.Connection, tl: Timeline) -> None:
             tl.lag_unknown[name] = tl.lag_unknown.get(name, 0) + int(unknown)
 
 
-def _unjournaled(db: sqlite3.Connection) -> int:
-    """Reserved seqs with no journaled attempt: the checker's own crash window, which
-    `Journal.attempts()` reports as INDETERMINATE writes with no time."""
-    total = 0
-    for upto, have in db.execute(
-        "SELECT r.upto, (SELECT COUNT(DISTINCT a.seq) FROM attempts a "
-        "WHERE a.writer_id = r.writer_id AND a.seq BETWEEN 1 AND r.upto) FROM reservations r"
-    ):
-        total += max(0, int(upto) - int(have))
-    return total
-
-
-def lookup_attempt(db: sqlite3.Connection, writer_id: str, seq: int) -> dict[str, Any] | None:
+def lookup_attempt(db: JournalReader, writer_id: str, seq: int) -> dict[str, Any] | None:
     """The journal's record of one write (the first, if journaled twice), for evidence."""
-    row = db.execute(
-        "SELECT outcome, invoke_wall, complete_wall, server, node, row_id, error FROM attempts "
-        "WHERE writer_id = ? AND seq = ? ORDER BY id LIMIT 1",
-        (writer_id, seq),
-    ).fetchone()
-    if row is None:
+    a = db.first_attempt(writer_id, seq)
+    if a is None:
         return None
-    keys = ("outcome", "invoke_wall", "complete_wall", "server", "node", "row_id", "error")
-    found = dict(zip(keys, row, strict=True))
-    if found["error"]:
-        found["error"] = redact(str(found["error"]))
-    return found
+    return {
+        "outcome": a.outcome.value,
+        "invoke_wall": a.invoke_wall,
+        "complete_wall": a.complete_wall,
+        "server": a.server,
+        "node": a.node,
+        "row_id": a.row_id,
+        "error": redact(a.error) if a.error else a.error,
+    }
 
 
 # -- the whole journal ----------------------------------------------------------------------------
 EVENTS_SHOWN = 200
 
 
-def journal_facts(journal: Journal, db: sqlite3.Connection, extra: list[float]) -> JournalFacts:
+def journal_facts(journal: Journal, db: JournalReader, extra: list[float]) -> JournalFacts:
     """Read everything but the verdict. `extra` are further times (chaos activities) the
     timeline must cover."""
-    _ensure_math(db)
     summary = _summary(db)
     lo, hi = _bounds(db, summary)
     times = [t for t in (lo, hi, *extra) if t is not None]
@@ -352,32 +306,30 @@ def journal_facts(journal: Journal, db: sqlite3.Connection, extra: list[float]) 
     tl.end = origin + tl.buckets * tl.width
     _fill_writes(db, tl)
     _fill_lag(db, tl)
-    events_total = int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    events_total = db.count("events")
     return JournalFacts(
         run_id=journal.info.run_id,
         incarnation=journal.info.incarnation,
         target=redact(journal.info.target),
         created_at=journal.info.created_at,
         outcomes=summary.outcomes,
-        unjournaled=_unjournaled(db),
-        reads=int(db.execute("SELECT COUNT(*) FROM reads").fetchone()[0]),
+        unjournaled=db.unjournaled(),
+        reads=db.count("reads"),
         timeline=tl,
         identities=summary.identities,
         node_outcomes=summary.by_node,
         annotations=[_clean(r) for r in journal.rows("annotations")],
         events=list(_events(db)),
         events_total=events_total,
-        verifications=int(db.execute("SELECT COUNT(*) FROM verifications").fetchone()[0]),
+        verifications=db.count("verifications"),
         flavor=_flavor(db),
     )
 
 
-def _events(db: sqlite3.Connection) -> Iterator[dict[str, Any]]:
+def _events(db: JournalReader) -> Iterator[dict[str, Any]]:
     """The first events (a run's story is told at its start) with their details redacted."""
-    for t, kind, detail in db.execute(
-        "SELECT time, kind, detail FROM events ORDER BY id LIMIT ?", (EVENTS_SHOWN,)
-    ):
-        yield {"time": float(t), "kind": str(kind), "detail": _detail(detail)}
+    for t, kind, detail in db.events(EVENTS_SHOWN):
+        yield {"time": t, "kind": kind, "detail": _detail(detail)}
 
 
 def _detail(text: str | None) -> dict[str, Any]:
@@ -390,11 +342,9 @@ def _detail(text: str | None) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {"value": parsed}
 
 
-def _flavor(db: sqlite3.Connection) -> str | None:
-    row = db.execute(
-        "SELECT detail FROM events WHERE kind = 'preflight_ok' ORDER BY id DESC LIMIT 1"
-    ).fetchone()
-    flavor = _detail(row[0]).get("flavor") if row else None
+def _flavor(db: JournalReader) -> str | None:
+    detail = db.last_event_detail("preflight_ok")
+    flavor = _detail(detail).get("flavor") if detail is not None else None
     return str(flavor) if flavor else None
 
 

@@ -17,11 +17,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import sqlite3
-import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,10 +34,10 @@ from checker._report_data import (
     lookup_attempt,
 )
 from checker.core.analysis import analyze
-from checker.core.history import Attempt, History, Outcome
+from checker.core.history import History
 from checker.core.verdict import Counts, Failure, Verdict, build_verdict
 from checker.errors import ConfigError, JournalError
-from checker.journal import Journal
+from checker.journal import Journal, JournalReader
 from checker.secrets import redact
 
 __all__ = [
@@ -79,11 +76,11 @@ def write_report(
     given = _verdict_file(Path(verdict_file)) if verdict_file else None
     journal = Journal.open_readonly(journal_path)
     try:
-        with _sqlite(journal) as db:
+        with JournalReader(journal) as db:
             facts = journal_facts(journal, db, _chaos_times(chaos))
             choice = given or _from_journal(journal, db, facts, lag_bound, analysis_limit)
             rows = [_anomaly_row(db, a.to_dict()) for a in choice.verdict.anomalies]
-            semi_sync = semisync.report_spans(db)
+            semi_sync = semisync.report_spans(db.semi_sync_samples())
     finally:
         journal.close()
     text = json.dumps(choice.data, indent=2)
@@ -175,26 +172,11 @@ def _chaos_times(chaos: ChaosRun | None) -> list[float]:
     return [t for t in (chaos.start, chaos.end, *(s.start for s in chaos.spans), *ends) if t]
 
 
-@contextmanager
-def _sqlite(journal: Journal) -> Iterator[sqlite3.Connection]:
-    """The journal's own SQLite connection, for the grouped queries the report runs."""
-    raw = journal.engine.raw_connection()
-    try:
-        db = raw.driver_connection
-        if not isinstance(db, sqlite3.Connection):  # pragma: no cover - SQLite by construction
-            raise JournalError(f"journal {journal.path} did not open as an SQLite database")
-        yield db
-    finally:
-        raw.close()
-
-
 # -- the verdict ----------------------------------------------------------------------------------
 def _from_journal(
-    journal: Journal, db: sqlite3.Connection, facts: JournalFacts, lag_bound: float, limit: int
+    journal: Journal, db: JournalReader, facts: JournalFacts, lag_bound: float, limit: int
 ) -> Choice:
-    last = db.execute(
-        "SELECT started, finished, verdict FROM verifications ORDER BY id DESC LIMIT 1"
-    ).fetchone()
+    last = db.last_verification()
     if last is not None:
         started, finished, text = last
         try:
@@ -219,7 +201,7 @@ def _from_journal(
 
 
 def _analyse(
-    journal: Journal, db: sqlite3.Connection, facts: JournalFacts, lag_bound: float, limit: int
+    journal: Journal, db: JournalReader, facts: JournalFacts, lag_bound: float, limit: int
 ) -> Verdict:
     """The history-based detectors over the journal; honest about what they cannot see."""
     o = facts.outcomes
@@ -238,9 +220,10 @@ def _analyse(
         return _unknown(counts, [Failure("analysis", why), Failure("verification", NOT_VERIFIED)])
     bank = journal.meta("bank_total")
     history = History(
-        attempts=list(_acked(db)),
-        reads=list(journal.reads()),
-        bank=list(journal.bank()),
+        # Acknowledged attempts only: with no final state the other outcomes change nothing.
+        attempts=list(db.acked()),
+        reads=list(db.reads()),
+        bank=list(db.bank()),
         bank_total=int(bank) if bank is not None else None,
     )
     try:
@@ -256,30 +239,6 @@ def _analyse(
 
 def _unknown(counts: Counts, failures: list[Failure]) -> Verdict:
     return build_verdict([], counts=counts, failures=failures)
-
-
-def _acked(db: sqlite3.Connection) -> Iterator[Attempt]:
-    """Acknowledged attempts only: with no final state the other outcomes change nothing.
-    Repeated strings are interned: a million acks share a handful of writer and server ids."""
-    ok = Outcome.OK
-    for w, seq, payload, iw, cw, im, cm, server, node, row_id in db.execute(
-        "SELECT writer_id, seq, payload_sha256, invoke_wall, complete_wall, invoke_mono, "
-        "complete_mono, server, node, row_id FROM attempts WHERE outcome = 'ok' "
-        "AND payload_sha256 IS NOT NULL AND complete_wall IS NOT NULL"
-    ):
-        yield Attempt(
-            writer_id=sys.intern(w),
-            seq=seq,
-            payload_sha256=payload,
-            outcome=ok,
-            invoke_wall=iw,
-            complete_wall=cw,
-            invoke_mono=im,
-            complete_mono=cm,
-            server=sys.intern(server) if server else None,
-            node=sys.intern(node) if node else None,
-            row_id=row_id,
-        )
 
 
 def _redacted(data: Any) -> Any:
@@ -298,7 +257,7 @@ _TIME_KEYS = ("acked_at", "read_at", "time", "earlier_read_at")
 _SERVER_KEYS = ("acked_by", "server")
 
 
-def _anomaly_row(db: sqlite3.Connection, a: dict[str, Any]) -> AnomalyRow:
+def _anomaly_row(db: JournalReader, a: dict[str, Any]) -> AnomalyRow:
     evidence = _redacted(a.get("evidence") or {})
     attempt = None
     if a.get("writer_id") is not None and isinstance(a.get("seq"), int):

@@ -12,7 +12,6 @@ window a write was acknowledged in is decided at analysis time (`checker.core.se
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -30,7 +29,7 @@ from checker.core.semisync import (
     parse_status,
     windows,
 )
-from checker.journal import Journal
+from checker.journal import Journal, JournalReader
 from checker.mysql import Endpoint
 from checker.workload import Loop
 
@@ -153,49 +152,15 @@ def _row(s: Sample) -> dict[str, Any]:
     }
 
 
-def _sample(r: Any) -> Sample:
-    def flag(v: Any) -> bool | None:
-        return None if v is None else bool(v)
-
-    return Sample(
-        time=float(r[0]),
-        server=r[1],
-        enabled=flag(r[2]),
-        active=flag(r[3]),
-        clients=r[4],
-        yes_tx=r[5],
-        no_tx=r[6],
-    )
-
-
-_SELECT = "SELECT time, server, enabled, active, clients, yes_tx, no_tx FROM semi_sync ORDER BY id"
-
-
-def load_samples(db: sqlite3.Connection) -> list[Sample]:
-    """Every sample journaled, from a journal's SQLite connection; [] for a journal written
-    before the sampler existed."""
-    try:
-        return [_sample(r) for r in db.execute(_SELECT)]
-    except sqlite3.OperationalError:
-        return []
-
-
 def journal_windows(journal: Journal) -> list[Window]:
-    """The windows of a journal (read through its own engine)."""
-    raw = journal.engine.raw_connection()
-    try:
-        db = raw.driver_connection
-        if not isinstance(db, sqlite3.Connection):  # pragma: no cover - SQLite by construction
-            return []
-        return windows(load_samples(db))
-    finally:
-        raw.close()
+    """The windows of a journal."""
+    with JournalReader(journal) as reader:
+        return windows(reader.semi_sync_samples())
 
 
-def report_spans(db: sqlite3.Connection) -> list[Span]:
-    """The journal's windows with semi-sync off, as shaded spans for the report's timeline;
+def report_spans(samples: list[Sample]) -> list[Span]:
+    """A journal's windows with semi-sync off, as shaded spans for the report's timeline;
     none for servers that never had semi-sync enabled (all asynchronous by configuration)."""
-    samples = load_samples(db)
     enabled = {s.server for s in samples if s.enabled}
     spans = []
     for w in windows(samples):

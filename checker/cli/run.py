@@ -107,7 +107,7 @@ def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
 
 def _verify_fn() -> Any:
     try:
-        from checker.verify import verify_service
+        from checker.service_verify import verify_service
     except ImportError:  # pragma: no cover - verification ships with the package
         return None
     return verify_service

@@ -25,14 +25,9 @@ from checker.settings import (
     options,
     parse_nodes,
 )
-from checker.verify import (
-    Options,
-    Verification,
-    summary_lines,
-    target_from_settings,
-    unfinished,
-)
+from checker.verify import Options, Verification, target_from_settings, unfinished
 from checker.verify import verify as run_verification
+from checker.verify.text import summary_lines
 
 EXIT_FOR: dict[bool | str, int] = {True: 0, False: 1, "unknown": 2}
 

@@ -39,7 +39,8 @@ from typing import Any
 
 import yaml
 
-from checker.lab.topology import ROOT_USER, Lab
+from checker.lab.state import ROOT_USER
+from checker.lab.topology import Lab
 from checker.mysql import connect
 from tests.k8s import hoststub
 from tests.k8s.fakeapi import FakeKubeAPI

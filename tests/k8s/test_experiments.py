@@ -24,7 +24,8 @@ from chaoslib.experiment import ensure_experiment_is_valid
 from chaoslib.hypothesis import within_tolerance
 from chaoslib.provider.python import validate_python_activity
 
-from checker.lab.topology import APP_USER, Lab
+from checker.lab.state import APP_USER
+from checker.lab.topology import Lab
 from probes import _config as mysql_config
 from probes import checker as checker_probes
 from probes import kubernetes as k8s

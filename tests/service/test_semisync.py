@@ -14,8 +14,8 @@ import requests
 from checker.api import probe_answer
 from checker.core.verdict import Anomaly, Failure, build_verdict
 from checker.errors import LabError
+from checker.journal.reader import load_samples
 from checker.lab.topology import Lab
-from checker.semisync import load_samples
 from checker.service import Service
 from probes import lab as lab_probes
 from tests._wait import wait_for

@@ -17,8 +17,9 @@ from checker.core.verdict import Verdict
 from checker.journal import Journal
 from checker.lab.topology import Lab
 from checker.service import Service
+from checker.service_verify import verify_service
 from checker.settings import build
-from checker.verify import Options, Verification, target_from_settings, verify, verify_service
+from checker.verify import Options, Verification, target_from_settings, verify
 from tests._wait import wait_for
 
 # The checker's own default lag bound (5 s) applies unless a test says otherwise: a test that

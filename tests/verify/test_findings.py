@@ -17,7 +17,7 @@ import pytest
 
 from checker.core.verdict import Validity
 from checker.lab.topology import Lab
-from checker.verify import summary_lines
+from checker.verify.text import summary_lines
 from tests._wait import wait_for
 from tests.conftest import start_lab
 from tests.verify._support import (

@@ -15,7 +15,8 @@ from checker.core import bank, chunks, primaries, replicas
 from checker.core.analysis import count_outcomes
 from checker.core.history import Attempt, BankObservation, Outcome, Read
 from checker.core.verdict import Anomaly
-from checker.journal import Journal
+from checker.journal import Journal, JournalReader
+from checker.verify import expectations, journal_checks
 
 UUIDS = [f"{i}1111111-2222-3333-4444-555555555555" for i in range(3)]
 
@@ -94,15 +95,15 @@ def journal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Journal,
 @pytest.fixture
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Windows of a handful of reads and acks, so that every boundary case is crossed."""
-    monkeypatch.setattr(verify, "_READ_WINDOW", 7)
-    monkeypatch.setattr(verify, "_ACK_WINDOW", 5)
-    monkeypatch.setattr(verify, "_FETCH_BATCH", 11)
+    monkeypatch.setattr(journal_checks, "READ_WINDOW", 7)
+    monkeypatch.setattr(journal_checks, "ACK_WINDOW", 5)
+    monkeypatch.setattr(journal_checks, "FETCH_BATCH", 11)
 
 
 def test_expected_aggregates_equal_the_cores(journal: tuple[Journal, list[Attempt]]) -> None:
     """SQLite-built row texts hashed in C equal `chunks.expected_chunks` with `row_hash`."""
     j, every = journal
-    db = verify._JournalDB(j)
+    db = JournalReader(j)
     try:
         for size in (1, 13, 250, 5000):
             bounds = chunks.chunk_bounds(1, 1300, size)
@@ -118,7 +119,7 @@ def test_counts_and_lookup_follow_journal_attempts(journal: tuple[Journal, list[
     """Counts equal `count_outcomes(Journal.attempts())`; a live writer's window ends at its
     seq; lookups synthesize the crash window's attempts exactly as `attempts()` does."""
     j, every = journal
-    db = verify._JournalDB(j)
+    db = JournalReader(j)
     try:
         outcomes = db.outcomes()
         assert outcomes.servers == 3
@@ -144,9 +145,9 @@ def test_split_brain_from_spans_equals_the_core(journal: tuple[Journal, list[Att
         (a for a in every if a.outcome is Outcome.OK),
         key=lambda a: (a.complete_wall or 0.0, a.writer_id, a.seq),
     )
-    db = verify._JournalDB(j)
+    db = JournalReader(j)
     try:
-        found = verify._split_brain(db.db, db.outcomes().servers)
+        found = journal_checks.split_brain(db, db.outcomes().servers)
     finally:
         db.close()
     expected = primaries.split_brain(acked)
@@ -160,9 +161,9 @@ def test_stale_in_windows_equals_the_core(journal: tuple[Journal, list[Attempt]]
     j, every = journal
     acked = [a for a in every if a.outcome is Outcome.OK]
     reads = list(j.reads())
-    db = verify._JournalDB(j)
+    db = JournalReader(j)
     try:
-        found = verify._stale(db.db, 5.0)
+        found = journal_checks.stale(db, 5.0)
     finally:
         db.close()
     expected = replicas.stale(acked, reads, lag_bound=5.0)
@@ -179,10 +180,10 @@ def test_non_monotonic_and_bank_in_windows_equal_the_core(
     equal the core's detectors over everything at once."""
     j, _ = journal
     reads = list(j.reads())
-    db = verify._JournalDB(j)
+    db = JournalReader(j)
     try:
-        found = verify._non_monotonic(db.db)
-        found_bank = verify._bank_observations(db.db, 10_000)
+        found = journal_checks.non_monotonic(db)
+        found_bank = journal_checks.bank_observations(db, 10_000)
     finally:
         db.close()
     expected = replicas.non_monotonic(reads)
@@ -201,14 +202,14 @@ def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
     for a in attempts[:half]:
         j.record_attempt(a)
     j.flush()
-    bounds = chunks.chunk_bounds(0, 1999, verify._GRAIN)
+    bounds = chunks.chunk_bounds(0, 1999, expectations.GRAIN)
 
     def grains(fresh: bool) -> list[tuple[int, int]]:
-        db = verify._JournalDB(j)
+        db = JournalReader(j)
         try:
             if fresh:
                 return [db.expected(lo, hi) for lo, hi in bounds]
-            expect = verify._Expectations(db, j)
+            expect = expectations.Expectations(db, j)
             found = [expect.get(lo, hi) for lo, hi in bounds]
             expect.save()
             return found
@@ -216,26 +217,26 @@ def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
             db.close()
 
     assert grains(fresh=False) == grains(fresh=True)  # cold: builds the cache
-    db = verify._JournalDB(j)
+    db = JournalReader(j)
     try:
-        assert verify._outcomes(db, j) == db.outcomes()  # cold: counted and cached
+        assert expectations.cached_outcomes(db, j) == db.outcomes()  # cold: counted and cached
     finally:
         db.close()
     for a in attempts[half:]:
         j.record_attempt(a)
     j.flush()
     assert Path(f"{path}.verify-cache").exists()
-    db = verify._JournalDB(j)
+    db = JournalReader(j)
     try:
-        assert verify._outcomes(db, j) == db.outcomes()  # cached counts, caught up
+        assert expectations.cached_outcomes(db, j) == db.outcomes()  # cached counts, caught up
         assert db.outcomes().total == len(attempts) and db.outcomes().servers == 3
     finally:
         db.close()
     warm = grains(fresh=False)
     assert warm == grains(fresh=True)
-    db = verify._JournalDB(j)
+    db = JournalReader(j)
     try:
-        expect = verify._Expectations(db, j)
+        expect = expectations.Expectations(db, j)
         for lo, hi in [(0, 0), (1, 998), (999, 1000), (17, 1999), (1000, 1998), (250, 4321)]:
             assert expect.get(lo, hi) == db.expected(lo, hi), (lo, hi)
     finally:
@@ -248,9 +249,9 @@ def test_cached_expectations_catch_up_with_new_attempts(tmp_path: Path) -> None:
     Path(f"{tmp_path / 'other.sqlite'}.verify-cache").write_bytes(
         Path(f"{path}.verify-cache").read_bytes()
     )
-    db = verify._JournalDB(other)
+    db = JournalReader(other)
     try:
-        assert verify._Expectations(db, other).grains == {}
+        assert expectations.Expectations(db, other).grains == {}
     finally:
         db.close()
         other.close()

@@ -1,21 +1,6 @@
-"""Durable local history: SQLite through SQLAlchemy, written in batches off the write path.
-
-Writers hand records to `Journal.record*` (a queue put, no I/O); one flusher thread writes
-them in group commits (every `flush_interval` or `batch` records). SQLite runs in WAL mode:
-a committed batch survives a SIGKILL of the checker.
-
-The crash window, and why it loses nothing: before a writer uses sequence numbers it
-*reserves* a block of them durably (`reserve`, synchronous, once per `RESERVE_BLOCK` writes).
-Attempts completed but not yet flushed when the checker dies are missing from the journal,
-but their seqs are inside a reservation; on analysis every reserved seq without a journaled
-attempt becomes an INDETERMINATE attempt with an unknown payload. Such a write is then
-`recovered` if its row exists and unremarkable if not: never `lost`, never `unexpected`.
-The window is at most one flush interval (default 20 ms) of completed writes per writer,
-plus whatever was in flight.
-
-A journal belongs to one target (writer address, database, table); opening it against
-another target is refused, so two runs never mix histories.
-"""
+"""The journal's writer: `Journal` opens (or creates) a journal file and records a run's history
+in group commits off the write path (the module docstring of `checker.journal` says why the
+crash window loses nothing)."""
 
 from __future__ import annotations
 
@@ -34,123 +19,22 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from checker.core.history import Attempt, BankObservation, Outcome, Read
+from checker.core.history import Attempt, BankObservation, Read
 from checker.errors import JournalError
+from checker.journal.reader import JournalReader
+from checker.journal.schema import (
+    COLUMNS,
+    FORMAT_VERSION,
+    INSERT,
+    TABLES,
+    UPSERT_RESERVATION,
+    meta_t,
+    metadata,
+)
 from checker.secrets import redact
 
-FORMAT_VERSION = 1
 RESERVE_BLOCK = 1000
-
-_md = sa.MetaData()
-meta_t = sa.Table(
-    "meta", _md, sa.Column("key", sa.String, primary_key=True), sa.Column("value", sa.String)
-)
-attempts_t = sa.Table(
-    "attempts",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("writer_id", sa.String, nullable=False),
-    sa.Column("seq", sa.Integer, nullable=False),
-    sa.Column("payload_sha256", sa.String),
-    sa.Column("outcome", sa.String, nullable=False),
-    sa.Column("invoke_wall", sa.Float, nullable=False),
-    sa.Column("complete_wall", sa.Float),
-    sa.Column("invoke_mono", sa.Float),
-    sa.Column("complete_mono", sa.Float),
-    sa.Column("server", sa.String),
-    sa.Column("node", sa.String),
-    sa.Column("row_id", sa.Integer),
-    sa.Column("error", sa.String),
-    sa.Index("attempts_writer_seq", "writer_id", "seq"),
-    sa.Index("attempts_row_id", "row_id"),
-)
-reservations_t = sa.Table(
-    "reservations",
-    _md,
-    sa.Column("writer_id", sa.String, primary_key=True),
-    sa.Column("upto", sa.Integer, nullable=False),
-    sa.Column("incarnation", sa.Integer, nullable=False),
-    sa.Column("closed", sa.Boolean, nullable=False, default=False),
-)
-reads_t = sa.Table(
-    "reads",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("time", sa.Float, nullable=False),
-    sa.Column("endpoint", sa.String, nullable=False),
-    sa.Column("node", sa.String),
-    sa.Column("server", sa.String),
-    sa.Column("writer_id", sa.String, nullable=False),
-    sa.Column("max_seq", sa.Integer),
-)
-bank_t = sa.Table(
-    "bank",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("time", sa.Float, nullable=False),
-    sa.Column("node", sa.String, nullable=False),
-    sa.Column("server", sa.String),
-    sa.Column("total", sa.Integer, nullable=False),
-)
-lag_t = sa.Table(
-    "lag",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("time", sa.Float, nullable=False),
-    sa.Column("node", sa.String, nullable=False),
-    sa.Column("seconds", sa.Float),
-)
-semi_sync_t = sa.Table(
-    "semi_sync",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("time", sa.Float, nullable=False),
-    sa.Column("server", sa.String),
-    sa.Column("enabled", sa.Boolean),
-    sa.Column("active", sa.Boolean),
-    sa.Column("clients", sa.Integer),
-    sa.Column("yes_tx", sa.Integer),
-    sa.Column("no_tx", sa.Integer),
-)
-annotations_t = sa.Table(
-    "annotations",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("name", sa.String, nullable=False),
-    sa.Column("phase", sa.String, nullable=False),
-    sa.Column("time", sa.Float, nullable=False),
-    sa.Column("received", sa.Float, nullable=False),
-    sa.Column("detail", sa.String),
-)
-events_t = sa.Table(
-    "events",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("time", sa.Float, nullable=False),
-    sa.Column("kind", sa.String, nullable=False),
-    sa.Column("detail", sa.String),
-)
-verifications_t = sa.Table(
-    "verifications",
-    _md,
-    sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("started", sa.Float, nullable=False),
-    sa.Column("finished", sa.Float, nullable=False),
-    sa.Column("valid", sa.String, nullable=False),
-    sa.Column("verdict", sa.Text, nullable=False),
-)
-_TABLES = {t.name: t for t in _md.sorted_tables}
-# Insert columns per table (all but the rowid), and the statements the flusher runs.
-_COLUMNS = {name: tuple(c.name for c in t.columns if c.name != "id") for name, t in _TABLES.items()}
-_INSERT = {
-    name: f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-    for name, cols in _COLUMNS.items()
-}
-_UPSERT_RESERVATION = (
-    "INSERT INTO reservations (writer_id, upto, incarnation, closed) "
-    "VALUES (:writer_id, :upto, :incarnation, :closed) ON CONFLICT (writer_id) DO UPDATE SET "
-    "upto = excluded.upto, incarnation = excluded.incarnation, closed = excluded.closed"
-)
+"""Seqs a writer reserves at once (one synchronous journal write per block)."""
 
 
 @dataclass(frozen=True)
@@ -238,7 +122,7 @@ class Journal:
                             f"{self.path} is an SQLite file but not a checker journal: "
                             "give a new --journal path"
                         )
-                    _md.create_all(conn)
+                    metadata.create_all(conn)
                     conn.commit()
         except sa.exc.DatabaseError as exc:
             text = str(exc.orig) if exc.orig else str(exc)
@@ -451,10 +335,10 @@ class Journal:
             try:
                 cur = raw.cursor()
                 for table, rows in pending.items():
-                    columns = _COLUMNS[table]
-                    cur.executemany(_INSERT[table], [tuple(map(r.get, columns)) for r in rows])
+                    columns = COLUMNS[table]
+                    cur.executemany(INSERT[table], [tuple(map(r.get, columns)) for r in rows])
                 if reservations:
-                    cur.executemany(_UPSERT_RESERVATION, list(reservations.values()))
+                    cur.executemany(UPSERT_RESERVATION, list(reservations.values()))
                 raw.commit()
                 self.flushed += n
             except sqlite3.Error as exc:
@@ -493,75 +377,24 @@ class Journal:
 
     # -- reading ----------------------------------------------------------------------------
     def attempts(self) -> Iterator[Attempt]:
-        """Every journaled attempt in (writer_id, seq) order, plus one INDETERMINATE attempt
-        (payload unknown) for each reserved seq that has none: the checker's own crash window
-        (module docstring). Streams: memory does not grow with the journal.
-
-        Read through the DB-API cursor directly: a million SQLAlchemy rows cost ~50 s, plain
-        tuples a few."""
-        with self.engine.connect() as conn:
-            reserved = {r.writer_id: int(r.upto) for r in conn.execute(sa.select(reservations_t))}
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute(
-                "SELECT writer_id, seq, payload_sha256, outcome, invoke_wall, complete_wall, "
-                "invoke_mono, complete_mono, server, node, row_id, error FROM attempts "
-                "ORDER BY writer_id, seq"
-            )
-            writer: str | None = None
-            last = 0
-            outcomes = {o.value: o for o in Outcome}
-            while rows := cur.fetchmany(5000):
-                for w, seq, digest, outcome, iw, cw, im, cm, server, node, row_id, error in rows:
-                    if w != writer:
-                        if writer is not None:
-                            yield from _unjournaled(writer, last, reserved.pop(writer, 0))
-                        writer, last = w, 0
-                    if seq - 1 > last and reserved.get(w, 0) > last:
-                        yield from _unjournaled(w, last, min(seq - 1, reserved[w]))
-                    last = max(last, seq)
-                    yield Attempt(
-                        w,
-                        seq,
-                        digest,
-                        outcomes[outcome],
-                        iw,
-                        cw,
-                        im,
-                        cm,
-                        server,
-                        node,
-                        row_id,
-                        error,
-                    )
-            if writer is not None:
-                yield from _unjournaled(writer, last, reserved.pop(writer, 0))
-        finally:
-            raw.close()
-        for writer_id, upto in sorted(reserved.items()):
-            yield from _unjournaled(writer_id, 0, upto)
+        """Every journaled attempt in (writer_id, seq) order, plus the crash window's
+        INDETERMINATE attempts (`JournalReader.attempts`). Streams."""
+        with JournalReader(self) as reader:
+            yield from reader.attempts()
 
     def reads(self) -> Iterator[Read]:
-        with self.engine.connect() as conn:
-            for r in conn.execute(sa.select(reads_t).order_by(reads_t.c.id)):
-                yield Read(
-                    time=r.time,
-                    writer_id=r.writer_id,
-                    max_seq=r.max_seq,
-                    node=r.node,
-                    server=r.server,
-                    endpoint=r.endpoint,
-                )
+        """Every read, in the order journaled (`JournalReader.reads`)."""
+        with JournalReader(self) as reader:
+            yield from reader.reads()
 
     def bank(self) -> Iterator[BankObservation]:
-        with self.engine.connect() as conn:
-            for r in conn.execute(sa.select(bank_t).order_by(bank_t.c.id)):
-                yield BankObservation(node=r.node, time=r.time, total=r.total, server=r.server)
+        """Every bank observation, in the order journaled (`JournalReader.bank`)."""
+        with JournalReader(self) as reader:
+            yield from reader.bank()
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         """Small tables (annotations, events, lag, verifications) as dicts, in insertion order."""
-        t = _TABLES[table]
+        t = TABLES[table]
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.select(t).order_by(t.c.id))]
 
@@ -573,39 +406,3 @@ class Journal:
         with self.engine.begin() as conn:
             stmt = sqlite_insert(meta_t).values(key=key, value=value)
             conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
-
-    def counts(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(attempts_t.c.outcome, sa.func.count()).group_by(attempts_t.c.outcome)
-            ).all()
-        return {str(o): int(n) for o, n in rows}
-
-
-def _unjournaled(writer_id: str, after: int, upto: int) -> Iterator[Attempt]:
-    for seq in range(after + 1, upto + 1):
-        yield Attempt(
-            writer_id=writer_id,
-            seq=seq,
-            payload_sha256=None,
-            outcome=Outcome.INDETERMINATE,
-            invoke_wall=0.0,
-            error="not in the journal: the checker stopped before recording it",
-        )
-
-
-def _attempt(row: Any) -> Attempt:
-    return Attempt(
-        writer_id=row.writer_id,
-        seq=row.seq,
-        payload_sha256=row.payload_sha256,
-        outcome=Outcome(row.outcome),
-        invoke_wall=row.invoke_wall,
-        complete_wall=row.complete_wall,
-        invoke_mono=row.invoke_mono,
-        complete_mono=row.complete_mono,
-        server=row.server,
-        node=row.node,
-        row_id=row.row_id,
-        error=row.error,
-    )
