@@ -24,13 +24,14 @@ from typing import Any
 
 from checker.errors import LabError
 from checker.mysql import Endpoint
+from checker.schema import Names
 from checker.secrets import Secret
 
 DEFAULT_DIR = ".lab"
 STATE_FILE = "lab.json"
 LOCK_FILE = "lab.lock"
 APP_USER = "checker"
-APP_DATABASE = "integrity"
+APP_DATABASE = Names.database
 REPL_USER = "repl"
 ROOT_USER = "root"
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from checker.core.verdict import DEFAULT_CAP, Verdict
 from checker.mysql import Endpoint
 from checker.schema import Names
+from checker.settings import LAG_BOUND, VERIFY_TIMEOUT
 
 if TYPE_CHECKING:
     from checker.settings import Settings
@@ -31,8 +32,8 @@ class Options:
     (pt-table-checksum's 0.5 s), between `min_chunk` and `max_chunk` ids; a differing range is
     bisected until at most `fetch_rows` rows are fetched at once."""
 
-    timeout: float = 60.0
-    lag_bound: float = 5.0
+    timeout: float = VERIFY_TIMEOUT.default
+    lag_bound: float = LAG_BOUND.default
     chunk_seconds: float = 0.5
     first_chunk: int = 10_000
     min_chunk: int = 1_000
