@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import time
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from checker._report_data import (
 )
 from checker.core.analysis import analyze
 from checker.core.history import History
-from checker.core.verdict import Counts, Failure, Verdict, build_verdict
+from checker.core.verdict import Anomaly, Counts, Failure, Verdict, build_verdict
 from checker.errors import ConfigError, JournalError
 from checker.journal import Journal, JournalReader
 from checker.secrets import redact
@@ -79,7 +78,7 @@ def write_report(
         with JournalReader(journal) as db:
             facts = journal_facts(journal, db, _chaos_times(chaos))
             choice = given or _from_journal(journal, db, facts, lag_bound, analysis_limit)
-            rows = [_anomaly_row(db, a.to_dict()) for a in choice.verdict.anomalies]
+            rows = [_anomaly_row(db, a) for a in choice.verdict.anomalies]
             semi_sync = semisync.report_spans(db.semi_sync_samples())
     finally:
         journal.close()
@@ -253,35 +252,30 @@ def _redacted(data: Any) -> Any:
 
 
 # -- anomalies ------------------------------------------------------------------------------------
-_TIME_KEYS = ("acked_at", "read_at", "time", "earlier_read_at")
-_SERVER_KEYS = ("acked_by", "server")
-
-
-def _anomaly_row(db: JournalReader, a: dict[str, Any]) -> AnomalyRow:
-    evidence = _redacted(a.get("evidence") or {})
+def _anomaly_row(db: JournalReader, a: Anomaly) -> AnomalyRow:
+    """The anomaly with its journaled write: when and by which server it happened, from the
+    anomaly itself, else from the write (a duplicate or corrupted row names no time)."""
+    evidence = _redacted(dict(a.evidence))
     attempt = None
-    if a.get("writer_id") is not None and isinstance(a.get("seq"), int):
-        attempt = lookup_attempt(db, str(a["writer_id"]), int(a["seq"]))
-    when = _first_number(evidence, _TIME_KEYS)
-    overlap = evidence.get("overlap")
-    if when is None and isinstance(overlap, list) and overlap:
-        when = _number(overlap[0])
+    if a.writer_id is not None and isinstance(a.seq, int):
+        attempt = lookup_attempt(db, str(a.writer_id), a.seq)
+    when = a.when
     if when is None and attempt is not None:
         when = _number(attempt.get("complete_wall")) or _number(attempt.get("invoke_wall"))
-    server = next((str(evidence[k]) for k in _SERVER_KEYS if evidence.get(k)), None)
+    server = a.server
     identities = evidence.get("identities")
-    if server is None and isinstance(identities, list):
+    if server is None and a.type == "split_brain" and isinstance(identities, list):
         servers = [str(i.get("server")) for i in identities if isinstance(i, dict)]
         server = " vs ".join(servers) or None
     if server is None and attempt is not None and attempt.get("server"):
         server = str(attempt["server"])
-    node = a.get("node") or (attempt or {}).get("node")
+    node = a.node or (attempt or {}).get("node")
     return AnomalyRow(
-        type=str(a["type"]),
+        type=a.type,
         node=redact(str(node)) if node else None,
-        writer_id=redact(str(a["writer_id"])) if a.get("writer_id") is not None else None,
+        writer_id=redact(str(a.writer_id)) if a.writer_id is not None else None,
         # A verdict file is input: a seq that is not a whole number is no seq at all.
-        seq=a["seq"] if isinstance(a.get("seq"), int) and not isinstance(a["seq"], bool) else None,
+        seq=a.seq if isinstance(a.seq, int) and not isinstance(a.seq, bool) else None,
         server=redact(server) if server else None,
         when=when,
         evidence=evidence,
@@ -291,11 +285,3 @@ def _anomaly_row(db: JournalReader, a: dict[str, Any]) -> AnomalyRow:
 
 def _number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v else None
-
-
-def _first_number(evidence: Mapping[str, Any], keys: tuple[str, ...]) -> float | None:
-    for k in keys:
-        found = _number(evidence.get(k))
-        if found is not None:
-            return found
-    return None

@@ -185,13 +185,12 @@ def annotate(verdict: Verdict, index: WindowIndex) -> Verdict:
         return verdict
     changed: list[Anomaly] = []
     for a in verdict.anomalies:
-        at = a.evidence.get("acked_at") if a.type == "lost" else None
+        at = a.when if a.type == "lost" else None
         known = a.evidence.get("semi_sync")
         # `unknown` may have been said before the samples around the ack were recorded (a
         # finding kept from an earlier cycle): a later, better-informed index may refine it.
-        if isinstance(at, (int, float)) and known in (None, "unknown"):
-            server = a.evidence.get("acked_by")
-            state = index.state(server if isinstance(server, str) else None, float(at))
+        if at is not None and known in (None, "unknown"):
+            state = index.state(a.server, at)
             if known is None or state != "unknown":
                 a = replace(a, evidence={**a.evidence, "semi_sync": state})  # noqa: PLW2901
         changed.append(a)

@@ -4,6 +4,9 @@ The JSON form is read back by other tools (the HTTP API, the report, probes): it
 documented in docs/verdict.md and versioned by `VERSION`. Keys are emitted in a fixed order,
 every anomaly type always appears in `anomaly_counts`, and examples are capped per type so a
 run with a million lost rows still yields a small document; the counts stay exact.
+
+Over 600 lines on purpose: every record of the JSON contract reads and writes itself here, next
+to the rules that build it (`build_verdict`, `merge`), so the contract has one home to review.
 """
 
 from __future__ import annotations
@@ -52,6 +55,17 @@ ANOMALY_TYPES = (
 )
 _TYPE_ORDER = {name: i for i, name in enumerate(ANOMALY_TYPES)}
 
+_WHERE: dict[str, tuple[str, str | None]] = {
+    "lost": ("acked_at", "acked_by"),
+    "unexpected": ("failed_at", "server"),  # reported failed; never attempted: neither
+    "split_brain": ("overlap", None),  # its start; two identities (evidence), none its own
+    "stale": ("acked_at", "server"),  # the first write the read missed; the server read
+    "non_monotonic": ("read_at", "server"),
+    "bank_total": ("time", "server"),  # null for a final total
+}
+"""Per anomaly type, the evidence keys holding when it happened and the server identity it
+concerns (docs/verdict.md, `groups`); other types have neither."""
+
 
 class Validity(enum.Enum):
     """Jepsen's three answers. INVALID is proof of an anomaly; UNKNOWN means "could not check"."""
@@ -87,7 +101,9 @@ def _worst(a: Validity, b: Validity) -> Validity:
 class Anomaly:
     """One finding. `node`, `writer_id` and `seq` are None where they do not apply.
 
-    `evidence` is JSON-ready data (lists, not tuples) explaining the finding.
+    `evidence` is JSON-ready data (lists, not tuples) explaining the finding. Its detector puts
+    when it happened and the server identity it concerns in the keys its type names (`_WHERE`):
+    `when` and `server` read those, so they come back with the evidence from the JSON form.
     """
 
     type: str
@@ -101,6 +117,21 @@ class Anomaly:
             raise ValueError(
                 f"unknown anomaly type {self.type!r}; known: {', '.join(ANOMALY_TYPES)}"
             )
+
+    @property
+    def when(self) -> float | None:
+        """Wall-clock seconds the anomaly happened at (None: its type or case has no time)."""
+        t = self.evidence.get(_WHERE[self.type][0]) if self.type in _WHERE else None
+        if isinstance(t, list):  # a split brain's overlap: its start
+            t = t[0] if t else None
+        return float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
+
+    @property
+    def server(self) -> str | None:
+        """The server identity that acknowledged, failed or served it (None: none applies)."""
+        key = _WHERE[self.type][1] if self.type in _WHERE else None
+        value = None if key is None else self.evidence.get(key)
+        return str(value) if value else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -142,10 +173,6 @@ class Recovery:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Recovery:
         return cls(data["node"], data["writer_id"], data["seq"], data.get("row_id"))
-
-
-_TIME_KEYS = ("acked_at", "failed_at", "read_at", "time")
-_SERVER_KEYS = ("acked_by", "server")
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,10 +265,7 @@ def _join(a: Group, b: Group) -> Group:
 
 def _one(a: Anomaly) -> Group:
     ev = a.evidence
-    t = next((ev[k] for k in _TIME_KEYS if isinstance(ev.get(k), (int, float))), None)
-    if t is None and isinstance(ev.get("overlap"), list) and ev["overlap"]:
-        t = ev["overlap"][0]
-    server = next((str(ev[k]) for k in _SERVER_KEYS if ev.get(k)), None)
+    t = a.when
     ids = [i for i in (ev.get("row_id"), ev.get("id")) if isinstance(i, int)]
     if isinstance(ev.get("ids"), list):
         ids += [i for i in ev["ids"] if isinstance(i, int)]
@@ -250,14 +274,14 @@ def _one(a: Anomaly) -> Group:
         a.type,
         a.node,
         a.writer_id,
-        server,
+        a.server,
         1,
         a.seq,
         a.seq,
         min(ids) if ids else None,
         max(ids) if ids else None,
-        None if t is None else float(t),
-        None if t is None else float(t),
+        t,
+        t,
         None,
         table,
     )
