@@ -4,18 +4,17 @@
 verdict, tests). Chunked verification at scale calls `check_chunk` per id range that differs
 from the expected aggregate and `verdict_from_chunks` at the end (see docs/verdict.md).
 
-A detector that raises never takes the verdict with it: the driver records which one failed
-and why, and the verdict is at best unknown. Detectors are looked up on their modules at call
-time, so a test can replace one with a crashing stand-in.
+Every detector runs under the registry's one guard (`checker.core.detectors`): one that raises
+never takes the verdict with it; it is recorded by name, and the verdict is at best unknown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
 
 from checker.core import bank, chunks, gtid, ledger, primaries, replicas
+from checker.core.detectors import Findings, combine, journal_checks
 from checker.core.history import Attempt, History, Key, NodeState, Outcome, Role, Row, partition
 from checker.core.verdict import (
     DEFAULT_CAP,
@@ -30,21 +29,6 @@ from checker.core.verdict import (
 )
 
 __all__ = ["ChunkCheck", "analyze", "check_chunk", "count_outcomes", "verdict_from_chunks"]
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
-
-def _guarded(
-    failures: list[Failure], name: str, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
-) -> _T | None:
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - see below: a crash is recorded, not raised
-        # Any bug or bad input in one detector must turn into "unknown", never into "valid"
-        # and never into a crash of the checker that would lose the other detectors' findings.
-        failures.append(Failure(name, f"{type(exc).__name__}: {exc}"))
-        return None
 
 
 def count_outcomes(attempts: Iterable[Attempt]) -> Counts:
@@ -76,9 +60,8 @@ class _Analysis:
     def __init__(self, history: History, states: Sequence[NodeState], flavor: gtid.Flavor) -> None:
         self.history = history
         self.flavor = flavor
-        self.anomalies: list[Anomaly] = []
+        self.found = Findings()
         self.recovered: list[Recovery] = []
-        self.failures: list[Failure] = []
         self.nodes = {
             s.node: _node_verdict(
                 s, Validity.VALID if s.error is None else Validity.UNKNOWN, s.error
@@ -93,38 +76,24 @@ class _Analysis:
     def readable(self, state: NodeState) -> bool:
         return self.nodes[state.node].valid is Validity.VALID
 
-    def run(
-        self, name: str, fn: Callable[_P, list[Anomaly]], *args: _P.args, **kwargs: _P.kwargs
-    ) -> None:
-        found = _guarded(self.failures, name, fn, *args, **kwargs)
-        if found is not None:
-            self.anomalies.extend(found)
-
     def ledger(self, primary: NodeState, acked: list[Attempt], others: list[Attempt]) -> None:
         if primary.rows is None:
             if self.history.attempts:
                 self.unknown(primary.node, "the primary's rows were not read")
             return
-        m = _guarded(
-            self.failures, "match_rows", ledger.match_rows, primary.node, primary.rows, acked
-        )
+        m = self.found.step("match_rows", ledger.match_rows, primary.node, primary.rows, acked)
         if m is None:
             return
         lookup = ledger.AttemptIndex(acked, others)
-        self.run("lost", ledger.lost, [m])
-        self.run("duplicated", ledger.duplicated, m, lookup)
-        self.run("corrupted", ledger.corrupted, m, lookup)
-        self.run("unexpected", ledger.unexpected, m, lookup)
-        found = _guarded(self.failures, "recovered", ledger.recovered, m, lookup)
-        self.recovered.extend(found or ())
+        self.found.run("lost", ledger.lost, [m])
+        self.recovered.extend(_ledger_checks(m, lookup, self.found))
 
     def caught_up(self, primary: NodeState, replica: NodeState) -> bool | None:
         if replica.caught_up is not None:
             return replica.caught_up
         if primary.gtid is None or replica.gtid is None:
             return None
-        return _guarded(
-            self.failures,
+        return self.found.step(
             f"catch_up:{replica.node}",
             gtid.gtid_contains,
             primary.gtid,
@@ -137,7 +106,7 @@ class _Analysis:
             self.unknown(replica.node, "no readable primary to compare it with")
             return
         if primary.gtid is not None and replica.gtid is not None:
-            self.run(
+            self.found.run(
                 "errant",
                 replicas.errant,
                 primary.gtid,
@@ -156,7 +125,7 @@ class _Analysis:
             )
             return
         if primary.rows is not None and replica.rows is not None:
-            self.run(
+            self.found.run(
                 "divergent",
                 replicas.divergent_rows,
                 primary.rows,
@@ -165,22 +134,19 @@ class _Analysis:
                 reference=primary.node,
             )
         elif primary.chunks is not None and replica.chunks is not None:
-            diffs = _guarded(
-                self.failures,
+            diffs = self.found.step(
                 "divergent",
                 chunks.diff_chunks,
                 {primary.node: primary.chunks, replica.node: replica.chunks},
                 reference=primary.node,
             )
             if diffs is not None:
-                self.run("divergent", replicas.divergent_chunks, diffs)
+                self.found.run("divergent", replicas.divergent_chunks, diffs)
         elif self.history.attempts:
             self.unknown(replica.node, "rows (or chunk aggregates) were not read on both nodes")
 
-    def bank(self) -> None:
-        expected = self.history.bank_total
-        if expected is None:
-            return
+    def bank_totals(self) -> dict[str, int | None]:
+        """The final bank total of every readable node; one not read makes its node unknown."""
         totals: dict[str, int | None] = {}
         for name, state in self.states.items():
             if not self.readable(state):
@@ -188,7 +154,22 @@ class _Analysis:
             if state.bank_total is None:
                 self.unknown(name, "the bank total was not read")
             totals[name] = state.bank_total
-        self.run("bank_total", bank.bank_total, self.history.bank, totals, expected=expected)
+        return totals
+
+
+def _ledger_checks(
+    m: ledger.Match, lookup: Mapping[Key, Attempt], into: Findings
+) -> list[Recovery]:
+    """The ledger detectors that judge one match alone (`lost` needs every range's match)."""
+    combine(
+        [
+            ("duplicated", lambda: ledger.duplicated(m, lookup)),
+            ("corrupted", lambda: ledger.corrupted(m, lookup)),
+            ("unexpected", lambda: ledger.unexpected(m, lookup)),
+        ],
+        into,
+    )
+    return into.step("recovered", ledger.recovered, m, lookup) or []
 
 
 def analyze(
@@ -214,26 +195,35 @@ def analyze(
     primaries_ = [s for s in states if s.role is Role.PRIMARY]
     primary = primaries_[0] if len(primaries_) == 1 else None
     if not states:
-        a.failures.append(Failure("final_state", "no node's final state was given"))
+        a.found.failures.append(Failure("final_state", "no node's final state was given"))
     elif primary is None:
         names = ", ".join(s.node for s in primaries_) or "none"
-        a.failures.append(Failure("final_state", f"expected exactly one primary, got {names}"))
+        a.found.failures.append(
+            Failure("final_state", f"expected exactly one primary, got {names}")
+        )
     elif a.readable(primary):
         a.ledger(primary, acked, others)
     for state in states:
         if state.role is Role.REPLICA and a.readable(state):
             a.replica(primary, state)
 
-    a.run("split_brain", primaries.split_brain, acked)
-    a.run("stale", replicas.stale, acked, history.reads, lag_bound=lag_bound)
-    a.run("non_monotonic", replicas.non_monotonic, history.reads)
-    a.bank()
+    expected = history.bank_total
+    totals = a.bank_totals() if expected is not None else {}
+    checks = journal_checks(
+        split_brain=lambda: primaries.split_brain(acked),
+        stale=lambda: replicas.stale(acked, history.reads, lag_bound=lag_bound),
+        non_monotonic=lambda: replicas.non_monotonic(history.reads),
+        bank_total=None
+        if expected is None
+        else lambda: bank.bank_total(history.bank, totals, expected=expected),
+    )
+    found = combine(checks, a.found)
     return build_verdict(
-        a.anomalies,
+        found.anomalies,
         counts=counts,
         nodes=a.nodes,
         recovered=a.recovered,
-        failures=a.failures,
+        failures=found.failures,
         cap=cap,
     )
 
@@ -266,19 +256,12 @@ def check_chunk(
     `lookup` finds any attempt by (writer, seq), e.g. from the journal. Duplicates spanning
     ranges are for `ledger.duplicated_groups`; `build_verdict` folds the two reports.
     """
-    failures: list[Failure] = []
-    found: list[Anomaly] = []
-    m = _guarded(failures, "match_rows", ledger.match_rows, node, rows, expected, lo=lo, hi=hi)
-    recovered: list[Recovery] = []
-    if m is not None:
-        for name, fn in (
-            ("duplicated", ledger.duplicated),
-            ("corrupted", ledger.corrupted),
-            ("unexpected", ledger.unexpected),
-        ):
-            found.extend(_guarded(failures, name, fn, m, lookup) or ())
-        recovered.extend(_guarded(failures, "recovered", ledger.recovered, m, lookup) or ())
-    return ChunkCheck(node, lo, hi, m, tuple(found), tuple(recovered), tuple(failures))
+    found = Findings()
+    m = found.step("match_rows", ledger.match_rows, node, rows, expected, lo=lo, hi=hi)
+    recovered = [] if m is None else _ledger_checks(m, lookup, found)
+    return ChunkCheck(
+        node, lo, hi, m, tuple(found.anomalies), tuple(recovered), tuple(found.failures)
+    )
 
 
 def verdict_from_chunks(
@@ -294,21 +277,22 @@ def verdict_from_chunks(
     plus whatever the caller found elsewhere (divergent chunks, GROUP BY duplicates, errant
     GTIDs, split brain, stale reads...)."""
     all_checks = list(checks)
-    found = [x for c in all_checks for x in c.anomalies]
-    found.extend(anomalies)
-    failed = [f for c in all_checks for f in c.failures]
-    failed.extend(failures)
+    found = Findings(
+        [x for c in all_checks for x in c.anomalies], [f for c in all_checks for f in c.failures]
+    )
+    found.anomalies.extend(anomalies)
+    found.failures.extend(failures)
     by_node: dict[str, list[ledger.Match]] = {}
     for c in all_checks:
         if c.match is not None:
             by_node.setdefault(c.node, []).append(c.match)
     for matches in by_node.values():
-        found.extend(_guarded(failed, "lost", ledger.lost, matches) or ())
+        found.run("lost", ledger.lost, matches)
     return build_verdict(
-        found,
+        found.anomalies,
         counts=counts,
         nodes=nodes,
         recovered=[r for c in all_checks for r in c.recovered],
-        failures=failed,
+        failures=found.failures,
         cap=cap,
     )
