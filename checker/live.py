@@ -18,15 +18,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from functools import partial
 
 import pymysql
 
 from checker import _logging, mysql
 from checker.core import bank, primaries, replicas
 from checker.core.analysis import analyze
+from checker.core.detectors import JOURNAL_TYPES, Findings, combine, journal_checks
 from checker.core.history import (
     Attempt,
     BankObservation,
@@ -150,64 +151,44 @@ class LiveAnalysis:
                     )
             self.pending[(a.writer_id, a.seq)] = _Pending(a)
         self._trim(now)
-        failures: list[Failure] = []
-        found: list[Anomaly] = []
-
-        server, rows = self._primary_rows(primary, failures)
+        found = Findings()
+        server, rows = self._primary_rows(primary, found.failures)
         if server is not None and self.primary_server is not None and server != self.primary_server:
             # A new primary: recent acknowledged writes must all be there too.
             log.info("primary_changed", old=self.primary_server, new=server)
             for a in self.recent_acks:
                 self.pending.setdefault((a.writer_id, a.seq), _Pending(a))
-            server, rows = self._primary_rows(primary, failures)
+            server, rows = self._primary_rows(primary, found.failures)
         if server is not None:
             self.primary_server = server
         if rows is not None:
-            found.extend(self._judge_pending(primary_node or "primary", rows, now, failures))
+            self._judge_pending(primary_node or "primary", rows, now, found)
 
-        found.extend(
-            self._guard(
-                failures,
-                "stale",
-                replicas.stale,
-                list(self.recent_acks),
-                reads,
-                lag_bound=self.lag_bound,
-            )
-        )
+        acked = list(self.recent_acks)
         baseline = [
             self.last_read[k]
             for k in {(r.endpoint, r.node or r.server or "", r.writer_id) for r in reads}
             if k in self.last_read
         ]
-        found.extend(
-            self._guard(failures, "non_monotonic", replicas.non_monotonic, [*baseline, *reads])
+        spans = [a for pair in self.spans.values() for a in pair]
+        spans.extend(a for a in self.recent_acks if a.server is not None)
+        spans = sorted(set(spans), key=lambda a: (a.complete_wall or 0, a.writer_id, a.seq))
+        expected = self.bank_expected
+        combine(
+            journal_checks(
+                split_brain=partial(primaries.split_brain, spans),
+                stale=partial(replicas.stale, acked, reads, lag_bound=self.lag_bound),
+                non_monotonic=partial(replicas.non_monotonic, [*baseline, *reads]),
+                bank_total=partial(bank.bank_total, observations, {}, expected=expected)
+                if expected is not None and observations
+                else None,
+            ),
+            found,
         )
         for r in reads:
             self.last_read[(r.endpoint, r.node or r.server or "", r.writer_id)] = r
             self.recent_reads.append(r)
-        spans = [a for pair in self.spans.values() for a in pair]
-        spans.extend(a for a in self.recent_acks if a.server is not None)
-        found.extend(
-            self._guard(
-                failures,
-                "split_brain",
-                primaries.split_brain,
-                sorted(set(spans), key=lambda a: (a.complete_wall or 0, a.writer_id, a.seq)),
-            )
-        )
-        if self.bank_expected is not None and observations:
-            found.extend(
-                self._guard(
-                    failures,
-                    "bank_total",
-                    bank.bank_total,
-                    observations,
-                    {},
-                    expected=self.bank_expected,
-                )
-            )
-        for anomaly in found:
+        for anomaly in found.anomalies:
             key = (anomaly.type, anomaly.node, anomaly.writer_id, anomaly.seq)
             if key not in self.anomalies:
                 self.anomalies[key] = anomaly
@@ -220,25 +201,11 @@ class LiveAnalysis:
                     writer_id=anomaly.writer_id,
                     seq=anomaly.seq,
                 )
-        self.failures = failures
+        self.failures = found.failures
         self.last_cycle = now
         self.cycles += 1
         self.verdict = self._verdict()
         return self.verdict
-
-    def _guard(
-        self,
-        failures: list[Failure],
-        name: str,
-        fn: Callable[..., list[Anomaly]],
-        *args: Any,
-        **kwargs: Any,
-    ) -> list[Anomaly]:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - a crashing detector makes the verdict unknown
-            failures.append(Failure(name, f"{type(exc).__name__}: {exc}"))
-            return []
 
     def _trim(self, now: float) -> None:
         horizon = now - self.window
@@ -286,21 +253,21 @@ class LiveAnalysis:
         finally:
             conn.close()
 
-    def _judge_pending(
-        self, node: str, rows: list[Row], now: float, failures: list[Failure]
-    ) -> list[Anomaly]:
+    def _judge_pending(self, node: str, rows: list[Row], now: float, found: Findings) -> None:
+        """The ledger's anomalies among the pending writes, into `found`; a write leaves
+        `pending` once judged (an absent indeterminate one after a grace period)."""
         attempts = [p.attempt for p in self.pending.values()]
-        try:
-            verdict = analyze(
-                History(attempts=attempts),
-                [NodeState(node=node, role=Role.PRIMARY, rows=rows)],
-                flavor="mariadb" if self.flavor == "mariadb" else "mysql",
-                cap=10**9,
-            )
-        except Exception as exc:  # noqa: BLE001 - analysis failure makes the verdict unknown
-            failures.append(Failure("live_ledger", f"{type(exc).__name__}: {exc}"))
-            return []
-        failures.extend(verdict.failures)
+        verdict = found.step(
+            "live_ledger",
+            analyze,
+            History(attempts=attempts),
+            [NodeState(node=node, role=Role.PRIMARY, rows=rows)],
+            flavor="mariadb" if self.flavor == "mariadb" else "mysql",
+            cap=10**9,
+        )
+        if verdict is None:
+            return
+        found.failures.extend(verdict.failures)
         for r in verdict.recovered:
             self.recovered[(r.writer_id, r.seq)] = r
         present = {(r.writer_id, r.seq) for r in rows}
@@ -315,11 +282,11 @@ class LiveAnalysis:
             ):
                 continue  # may still be applied by a server that was paused
             del self.pending[key]
-        return [
+        found.anomalies.extend(
             a
             for a in verdict.anomalies
             if a.type in ("lost", "duplicated", "corrupted", "unexpected")
-        ]
+        )
 
     def _verdict(self) -> Verdict:
         counts = Counts(
@@ -349,15 +316,12 @@ class LiveAnalysis:
             # The verification could not finish (the primary unreachable...): it judged no
             # server, so everything the live analysis found stays, evidence and all (the
             # journal-only types it did judge, from the journal).
-            since = [a for a in self.anomalies.values() if a.type not in _JOURNAL_ONLY]
+            since = [a for a in self.anomalies.values() if a.type not in JOURNAL_TYPES]
             if full.counts.attempted == 0:
                 full = merge([full, build_verdict([], counts=self._verdict().counts)])
         if not since and not self.failures:
             return full
         return merge([full, build_verdict(since, failures=self.failures)])
-
-
-_JOURNAL_ONLY = frozenset({"split_brain", "stale", "non_monotonic", "bank_total"})
 
 
 def node_verdicts(nodes: Iterable[str]) -> dict[str, NodeVerdict]:

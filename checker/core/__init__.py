@@ -11,6 +11,7 @@ import this package, never the reverse. Modules, each named for its concept:
 - `gtid`: GTID sets of MySQL and MariaDB
 - `chunks`: per id-range aggregates for verification at scale
 - `verdict`: Anomaly, Verdict and its JSON form
+- `detectors`: the registry: which detector judges what, `combine` and its one guard
 - `analysis`: the driver (`analyze`, `check_chunk`, `verdict_from_chunks`)
 - `notation`: one-line histories for tests and examples
 """
