@@ -49,7 +49,6 @@ from checker.verify.model import (
 )
 from checker.verify.node import BAD_PAYLOAD_SQL, COPY_HASH_SQL, ROW_HASH_SQL, row_hash
 from checker.verify.verification import (
-    HISTORY_TYPES,
     activity_windows,
     placed,
     unfinished,
@@ -59,7 +58,6 @@ from checker.verify.verification import (
 __all__ = [
     "BAD_PAYLOAD_SQL",
     "COPY_HASH_SQL",
-    "HISTORY_TYPES",
     "ROW_HASH_SQL",
     "LiveRun",
     "NodeReport",

@@ -5,13 +5,14 @@ no server can be read (`unfinished`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import groupby, islice
 from operator import attrgetter
 from typing import TypeVar
 
 from checker.core import bank, primaries, replicas
+from checker.core.detectors import combine, journal_checks
 from checker.core.history import Attempt, Outcome, Read
 from checker.core.verdict import Anomaly, Failure
 from checker.journal import Journal
@@ -192,24 +193,24 @@ class History:
 def check_history(
     journal: Journal, lag_bound: float, bank_expected: int | None, out: History
 ) -> None:
-    """Count outcomes, then judge acknowledgements, reads and bank observations, each step
-    guarded: a crash of one makes the verdict unknown, never valid."""
+    """Count outcomes, then run the journal's detectors through the registry (one guard: a
+    crash of one makes the verdict unknown, never valid)."""
     db = JournalReader(journal)
     try:
         out.outcomes = cached_outcomes(db, journal)
         servers = out.outcomes.servers
-        steps: list[tuple[str, Callable[[], list[Anomaly]]]] = [
-            ("split_brain", lambda: split_brain(db, servers)),
-            ("stale", lambda: stale(db, lag_bound)),
-            ("non_monotonic", lambda: non_monotonic(db)),
-        ]
-        if bank_expected is not None:
-            steps.append(("bank_total", lambda: bank_observations(db, bank_expected)))
-        for name, step in steps:
-            try:
-                out.found.extend(step())
-            except Exception as exc:  # noqa: BLE001 - a crashed check is unknown, not valid
-                out.failures.append(Failure(name, f"{type(exc).__name__}: {exc}"))
+        found = combine(
+            journal_checks(
+                split_brain=lambda: split_brain(db, servers),
+                stale=lambda: stale(db, lag_bound),
+                non_monotonic=lambda: non_monotonic(db),
+                bank_total=None
+                if bank_expected is None
+                else lambda: bank_observations(db, bank_expected),
+            )
+        )
+        out.found.extend(found.anomalies)
+        out.failures.extend(found.failures)
         out.done = True
     finally:
         db.close()

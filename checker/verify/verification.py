@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from checker import _logging
 from checker.core.analysis import verdict_from_chunks
+from checker.core.detectors import JOURNAL_TYPES
 from checker.core.verdict import (
     Counts,
     Failure,
@@ -114,10 +115,6 @@ def verify(
     return result
 
 
-HISTORY_TYPES = frozenset({"split_brain", "stale", "non_monotonic", "bank_total"})
-"""Anomaly types judged from the journal alone: found even when no server can be read."""
-
-
 def unfinished(
     target: Target,
     journal: Journal,
@@ -212,12 +209,12 @@ def _last_recorded(journal: Journal) -> Verdict | None:
         v = Verdict.from_json(str(last["verdict"]))
     except (ValueError, KeyError, TypeError):
         return None
-    kept = [a for a in v.anomalies if a.type not in HISTORY_TYPES]
-    groups = tuple(g for g in v.groups if g.type not in HISTORY_TYPES)
+    kept = [a for a in v.anomalies if a.type not in JOURNAL_TYPES]
+    groups = tuple(g for g in v.groups if g.type not in JOURNAL_TYPES)
     return replace(
         v,
         counts=Counts(),
-        anomaly_counts={k: (0 if k in HISTORY_TYPES else n) for k, n in v.anomaly_counts.items()},
+        anomaly_counts={k: (0 if k in JOURNAL_TYPES else n) for k, n in v.anomaly_counts.items()},
         anomalies=tuple(kept),
         groups=groups,
         nodes={n: replace(nv, rows=None) for n, nv in v.nodes.items()},
