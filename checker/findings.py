@@ -31,8 +31,8 @@ def chaos_outcome(status: str | None, chaos_journal: Path) -> str | None:
 
 
 def _start(chaos_journal: Path) -> float | None:
-    from checker._report_chaos import load_chaos_journal
     from checker.errors import ConfigError
+    from checker.report.chaos import load_chaos_journal
 
     try:
         return load_chaos_journal(chaos_journal).start

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from checker import _logging
-from checker._report_data import Span
+from checker.core.history import Span
 from checker.core.semisync import (
     MAX_GAP,
     Sample,

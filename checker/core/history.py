@@ -27,6 +27,7 @@ __all__ = [
     "Read",
     "Role",
     "Row",
+    "Span",
     "attempt_from_dict",
     "attempt_to_dict",
     "history_from_dict",
@@ -296,3 +297,20 @@ def state_from_dict(data: Mapping[str, Any]) -> NodeState:
         server=data.get("server"),
         error=data.get("error"),
     )
+
+
+@dataclass(frozen=True)
+class Span:
+    """A chaos activity (or a checker annotation) over `start..end`, wall-clock seconds.
+
+    `end` None: it never ended within the record (an annotation without its end).
+    `kind` is one of action, probe, rollback, steady-state, annotation.
+    """
+
+    name: str
+    kind: str
+    start: float
+    end: float | None
+    source: str
+    status: str | None = None
+    detail: str | None = None

@@ -275,9 +275,9 @@ def test_a_deviated_steady_state_is_not_summarised_as_completed(lab: Lab, tmp_pa
 def test_the_summary_gives_anomaly_runs_on_the_experiment_clock() -> None:
     """Lost writes placed in a fault's window come out as one line per run, timed from the
     experiment's start, next to a plain `completed` status."""
-    from checker._report_chaos import load_chaos_journal
     from checker.core.verdict import Anomaly, build_verdict, place_groups
     from checker.findings import gameday_fields
+    from checker.report.chaos import load_chaos_journal
 
     chaos = ROOT / "tests" / "report" / "data" / "chaos-journal.json"
     start = load_chaos_journal(chaos).start

@@ -15,19 +15,19 @@ from pathlib import Path
 
 import pytest
 
-from checker._report_chaos import load_chaos_journal
-from checker._report_data import (
+from checker.core.history import Attempt, Outcome
+from checker.errors import ConfigError
+from checker.journal import Journal
+from checker.report import write_report
+from checker.report.chaos import load_chaos_journal
+from checker.report.data import (
     BINS_PER_DECADE,
     MAX_BUCKETS,
     bucket_width,
     quantile,
     spans_from_annotations,
 )
-from checker._report_svg import decimate
-from checker.core.history import Attempt, Outcome
-from checker.errors import ConfigError
-from checker.journal import Journal
-from checker.report import write_report
+from checker.report.svg import decimate
 
 DATA = Path(__file__).parent / "data"
 T0 = 1_790_000_000.0  # a wall-clock time in 2026

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from checker.core.history import Span
 from checker.core.verdict import Verdict
 from checker.journal import Journal, JournalReader
 from checker.secrets import redact
@@ -25,7 +26,6 @@ __all__ = [
     "AnomalyRow",
     "Choice",
     "Identity",
-    "Span",
     "Timeline",
     "bucket_width",
     "fault_windows",
@@ -69,23 +69,6 @@ def quantile(histogram: Mapping[int, int], q: float, ceiling: float) -> float | 
         if seen >= rank:
             return min(10 ** ((b + 0.5) / BINS_PER_DECADE), ceiling)
     return ceiling  # pragma: no cover - rank <= total always stops the loop
-
-
-@dataclass(frozen=True)
-class Span:
-    """A chaos activity (or a checker annotation) over `start..end`, wall-clock seconds.
-
-    `end` None: it never ended within the record (an annotation without its end).
-    `kind` is one of action, probe, rollback, steady-state, annotation.
-    """
-
-    name: str
-    kind: str
-    start: float
-    end: float | None
-    source: str
-    status: str | None = None
-    detail: str | None = None
 
 
 @dataclass(frozen=True)

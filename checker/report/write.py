@@ -1,16 +1,5 @@
-"""`checker report`: one self-contained HTML page about a run, for people rather than logs.
-
-The page (DIR/index.html, next to DIR/verdict.json) shows the verdict and its anomalies with
-their evidence, Jepsen-style timelines (writes per second by outcome, latency quantiles,
-replica lag) with chaos activities shaded, the nodes, and the verdict JSON to download. It
-loads nothing from anywhere: styles and plots are inline and a Content-Security-Policy
-forbids any fetch. docs/report.md explains how to read it.
-
-Which verdict: `--verdict FILE` if given; else the journal's last full verification; else an
-analysis of the journal alone, which can only run the history-based detectors (split brain,
-stale and non-monotonic reads, bank totals seen during the run): the page then says that
-the checks of the data against the servers were not run, and the verdict cannot be valid.
-"""
+"""Writes the page: picks the verdict (file, last verification or an analysis of the journal)
+and hands the journal's facts to `checker.report.html`."""
 
 from __future__ import annotations
 
@@ -22,9 +11,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from checker import _report_html, semisync
-from checker._report_chaos import ChaosRun, load_chaos_journal
-from checker._report_data import (
+from checker import semisync
+from checker.core.analysis import analyze
+from checker.core.history import History
+from checker.core.verdict import Anomaly, Counts, Failure, Verdict, build_verdict
+from checker.errors import ConfigError, JournalError
+from checker.journal import Journal, JournalReader
+from checker.report import html
+from checker.report.chaos import ChaosRun, load_chaos_journal
+from checker.report.data import (
     SERVER_CHECKS,
     AnomalyRow,
     Choice,
@@ -32,11 +27,6 @@ from checker._report_data import (
     journal_facts,
     lookup_attempt,
 )
-from checker.core.analysis import analyze
-from checker.core.history import History
-from checker.core.verdict import Anomaly, Counts, Failure, Verdict, build_verdict
-from checker.errors import ConfigError, JournalError
-from checker.journal import Journal, JournalReader
 from checker.secrets import redact
 
 __all__ = [
@@ -83,8 +73,8 @@ def write_report(
     finally:
         journal.close()
     text = json.dumps(choice.data, indent=2)
-    page = _report_html.render(
-        _report_html.Page(
+    page = html.render(
+        html.Page(
             facts=facts,
             choice=choice,
             anomalies=rows,
@@ -185,7 +175,7 @@ def _from_journal(
                 f"journal {journal.path}: its last verification is not JSON (corrupt journal?); "
                 "pass --verdict FILE to report another verdict"
             ) from None
-        when = _report_html.utc(float(finished))
+        when = html.utc(float(finished))
         n = facts.verifications
         how = f"from the last of {n} verifications" if n > 1 else "from the verification"
         took = f" (finished {when}, took {float(finished) - float(started):.1f} s)"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from checker._report_data import Span
+from checker.core.history import Span
 from checker.errors import ConfigError
 from checker.secrets import redact
 

@@ -3,7 +3,7 @@ activities shaded behind every plot and labelled in a strip above them.
 
 Colours come from CSS classes (`s-ok`, `span-action`, ...) defined once in the page's style
 sheet, so an outcome has the same colour in a plot, a legend and a table. Series are already
-bucketed (`checker._report_data.MAX_BUCKETS` points at most); `decimate` keeps any series
+bucketed (`checker.report.data.MAX_BUCKETS` points at most); `decimate` keeps any series
 within a few points per pixel column, keeping each column's extremes so spikes survive.
 """
 
@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from checker._report_data import OUTCOMES, QUANTILES, Span, Timeline
+from checker.core.history import Span
+from checker.report.data import OUTCOMES, QUANTILES, Timeline
 
 __all__ = [
     "XScale",

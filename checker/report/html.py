@@ -18,26 +18,30 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from checker import _report_svg as svg
-from checker._report_chaos import ChaosRun
-from checker._report_data import (
+from checker.core.history import Span
+from checker.core.runs import describe
+from checker.core.verdict import ANOMALY_TYPES, Validity, place_groups
+from checker.report import svg
+from checker.report.chaos import ChaosRun
+from checker.report.data import (
     OUTCOMES,
     SERVER_CHECKS,
     AnomalyRow,
     Choice,
     JournalFacts,
-    Span,
     fault_windows,
     spans_from_annotations,
 )
-from checker.core.runs import describe
-from checker.core.verdict import ANOMALY_TYPES, Validity, place_groups
 
 __all__ = ["CSP", "Page", "render", "utc"]
 
 
 def _template_text() -> str:
-    return resources.files("checker").joinpath("templates/report.html").read_text(encoding="utf-8")
+    return (
+        resources.files("checker.report")
+        .joinpath("templates/report.html")
+        .read_text(encoding="utf-8")
+    )
 
 
 def _style_hash(html: str) -> str:
