@@ -5,7 +5,8 @@ server-side INSERT ... SELECT, no checker writers), then times, alternately in t
 
 - a bare chunked checksum pass: `COUNT(*), BIT_XOR(CRC32(CONCAT_WS('#', id, writer_id, seq,
   checksum, payload)))` per 50k-id range on every node, the nodes one after another (as
-  DESIGN.md measured it, per node) and also all at once (as the verifier queries them);
+  docs/design.md's 1M-row figure was measured, per node) and also all at once (as the
+  verifier queries them);
 - `checker.verify.verify` (barrier, chunks on every node, the journal's expected aggregates,
   the duplicate GROUP BY, the journal's reads and acks) in this process;
 

@@ -1,4 +1,4 @@
-"""Each lab fault and its undo behave, from a client's point of view, as DESIGN.md's table says."""
+"""Each lab fault and its undo behave, as a client sees them, as docs/lab.md's table says."""
 
 from __future__ import annotations
 
