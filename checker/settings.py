@@ -25,6 +25,7 @@ import click
 import yaml
 
 from checker import _logging, secrets
+from checker.core.replicas import DEFAULT_LAG_BOUND
 from checker.errors import ConfigError
 from checker.mysql import TLS_MODES, VERIFYING_TLS_MODES, Endpoint, parse_endpoint
 from checker.schema import Names
@@ -199,7 +200,7 @@ API_TOKEN_FILE = Field[str | None](
 )
 LAG_BOUND = Field(
     "lag_bound",
-    5.0,
+    DEFAULT_LAG_BOUND,
     env="CHECKER_LAG_BOUND",
     type=float,
     minimum=0.01,

@@ -177,7 +177,7 @@ def analyze(
     final_states: Iterable[NodeState],
     *,
     flavor: gtid.Flavor = "mysql",
-    lag_bound: float = 5.0,
+    lag_bound: float = replicas.DEFAULT_LAG_BOUND,
     cap: int = DEFAULT_CAP,
 ) -> Verdict:
     """Run every detector on a whole history and the final state of every node.

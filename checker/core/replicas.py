@@ -19,7 +19,12 @@ from checker.core.gtid import Flavor, errant_gtids
 from checker.core.history import Attempt, Outcome, Read, Row
 from checker.core.verdict import Anomaly
 
+DEFAULT_LAG_BOUND = 5.0
+"""Seconds a replica may lag before a read that misses an acknowledged write is stale: the
+default of every driver (the `--lag-bound` setting declares it from here)."""
+
 __all__ = [
+    "DEFAULT_LAG_BOUND",
     "divergent_chunks",
     "divergent_rows",
     "divergent_table_rows",
@@ -165,7 +170,7 @@ def _acked(attempts: Sequence[Attempt]) -> Sequence[Attempt]:
 
 
 def stale(
-    attempts: Sequence[Attempt], reads: Iterable[Read], *, lag_bound: float = 5.0
+    attempts: Sequence[Attempt], reads: Iterable[Read], *, lag_bound: float = DEFAULT_LAG_BOUND
 ) -> list[Anomaly]:
     """Reads that miss a write acknowledged more than `lag_bound` seconds before they were issued.
 

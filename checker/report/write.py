@@ -14,6 +14,7 @@ from typing import Any
 from checker import semisync
 from checker.core.analysis import analyze
 from checker.core.history import History
+from checker.core.replicas import DEFAULT_LAG_BOUND
 from checker.core.verdict import Anomaly, Counts, Failure, Verdict, build_verdict
 from checker.errors import ConfigError, JournalError
 from checker.journal import Journal, JournalReader
@@ -53,7 +54,7 @@ def write_report(
     *,
     chaos_journal: str | Path | None = None,
     verdict_file: str | Path | None = None,
-    lag_bound: float = 5.0,
+    lag_bound: float = DEFAULT_LAG_BOUND,
     analysis_limit: int = ANALYSIS_LIMIT,
 ) -> Path:
     """Write DIR/index.html and DIR/verdict.json; return the page's path.
