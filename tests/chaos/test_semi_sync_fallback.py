@@ -111,7 +111,10 @@ def test_the_lost_writes_were_acknowledged_while_semi_sync_was_off(
     metrics = requests.get(checker.url + "/metrics", timeout=10).text
     prefix = 'checker_semi_sync_acked_writes_total{state="off"}'
     (line,) = [m for m in metrics.splitlines() if m.startswith(prefix)]
-    assert float(line.split()[-1]) >= 200
+    # Every lost write acknowledged in the async window was counted there when acknowledged
+    # (how many writes the window holds depends on the machine's speed, not on the checker).
+    lost_off = sum(1 for a in lost if a["evidence"]["semi_sync"] == "off")
+    assert float(line.split()[-1]) >= lost_off > 0
 
 
 def test_the_verdict_probe_answers_409_with_the_reason(run: ChaosRun, checker: Checker) -> None:
