@@ -103,6 +103,7 @@ class Service:
         self.verification_seconds = Histogram(VERIFY_BUCKETS)
         self.verification_results = {"valid": 0, "invalid": 0, "unknown": 0, "error": 0}
         self.last_good_verification: float | None = None
+        self.last_good_full: float | None = None
         self.semi_sync: SemiSyncSampler | None = None
         self._semi_sync_index: tuple[tuple[int, float], WindowIndex] | None = None
         self._node_infos: dict[str, Any] = {}
@@ -421,6 +422,8 @@ class Service:
         if result != "unknown":
             self.last_good_verification = finished
         section = self._record_pass(verdict, merged, started, finished)
+        if result != "unknown" and section["kind"] == "full":
+            self.last_good_full = finished
         self.last_verification = {
             "started": started,
             "finished": finished,
