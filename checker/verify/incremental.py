@@ -39,6 +39,7 @@ from checker.core.verdict import (
 from checker.journal import Journal
 from checker.journal.reader import JournalReader
 from checker.verify.expectations import GRAIN
+from checker.verify.model import Verification
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -185,6 +186,30 @@ def incremental_since(
         db.close()
     lo = min(lows)
     return max(0, lo - lo % GRAIN)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`checker verify --incremental`: from the journaled watermark on (`since`), keeping the
+    last journaled verdict's findings; with no watermark, a full pass."""
+
+    since: int | None = None
+    previous: Verdict | None = None
+    passes: Passes = Passes()
+
+    @classmethod
+    def of(cls, journal: Journal, overlap: float = LATE_COMMIT_MARGIN) -> Plan:
+        passes, previous = recorded(journal)
+        if passes.last_complete is None:
+            return cls(passes=passes)
+        return cls(incremental_since(journal, passes.last_complete, overlap), previous, passes)
+
+    def apply(self, result: Verification) -> Verification:
+        """The verification with the findings carried over and the journaled passes."""
+        if result.kind != INCREMENTAL:
+            return result
+        verdict = carry(self.previous, result.verdict)
+        return replace(result, verdict=verdict, passes=self.passes.section())
 
 
 def _key(a: Anomaly) -> tuple[Any, ...]:

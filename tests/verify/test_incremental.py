@@ -18,7 +18,7 @@ from typing import Any
 from checker.core.verdict import Validity
 from checker.lab.topology import Lab
 from checker.service import Service
-from tests.verify._support import acked, checker, keys, root, wait_acks
+from tests.verify._support import acked, checker, cli, keys, root, verdict_of, wait_acks
 
 GRAIN = 1_000
 
@@ -167,7 +167,8 @@ def _journaled_last(journal: Path) -> dict[str, Any]:
 
 def test_a_restart_continues_from_the_journaled_watermark(healthy: Lab, tmp_path: Path) -> None:
     """A checker restarted on the same journal continues incrementally from the last complete
-    pass its previous incarnation journaled, and keeps that pass's findings."""
+    pass its previous incarnation journaled, and keeps that pass's findings; so does `checker
+    verify --incremental` from the last pass journaled."""
     lab, journal = healthy, tmp_path / "j.sqlite"
     with ExitStack() as undo:
         with checker(lab, journal, verify_overlap=0) as service:
@@ -193,6 +194,18 @@ def test_a_restart_continues_from_the_journaled_watermark(healthy: Lab, tmp_path
             # The first incarnation's finding, in a range this pass did not look at.
             assert _corrupted_ids(restarted) == {below}
             assert v.anomaly_counts["corrupted"] == 1
+        # `checker verify --incremental` continues from the same journaled watermark.
+        done = cli(
+            "verify", "--lab", str(lab.dir), "--journal", str(journal), "--json",
+            "--incremental", "--verify-overlap", "0",
+        )  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        _, data = verdict_of(done.stdout)
+        section = data["verification"]
+        assert section["kind"] == "incremental" and section["range"][0] > below
+        assert section["last_complete"]["range"] == again["range"]
+        found = [a["evidence"]["id"] for a in data["anomalies"] if a["type"] == "corrupted"]
+        assert found == [below] and data["anomaly_counts"]["corrupted"] == 1
 
 
 def test_full_verify_interval_0_makes_every_cycle_full(healthy: Lab, tmp_path: Path) -> None:
