@@ -64,9 +64,9 @@ def _bare_range(conns: dict[str, Any], lo: int, hi: int, chunk: int = 50_000) ->
 
 
 def _append(lab: Lab, journal_path: Path, n: int, writers: int) -> int:
-    """`n` more rows of the journal's run (incarnation 2's writers), server and journal."""
+    """`n` more rows of the journal's run (a new incarnation's writers), server and journal."""
     j = Journal.open_readonly(journal_path)
-    prefix = f"{j.info.run_id}-2-"
+    prefix = f"{j.info.run_id}-{int(time.time())}-"
     j.close()
     start = _ledger_fill.fill_server(lab, prefix, n, writers)
     _ledger_fill.fill_journal(journal_path, prefix, start, n, writers, t0=time.time())
@@ -80,6 +80,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=1_000_000, help="ledger rows to create")
     p.add_argument("--new", type=int, default=100_000, help="rows appended after the watermark")
     p.add_argument("--lab", help="use (or create) the lab in this directory and keep it")
+    p.add_argument("--journal", help="journal of an earlier fill to reuse (with --lab)")
     p.add_argument("--repeat", type=int, default=3, help="timed rounds (medians are reported)")
     p.add_argument("--buffer-pool-mb", type=int, default=2048)
     p.add_argument("--writers", type=int, default=8)
@@ -106,14 +107,17 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
     t = time.monotonic()
     lab.up(replicas=2, buffer_pool_mb=args.buffer_pool_mb)
     print(f"lab up in {time.monotonic() - t:.1f} s ({lab.dir})", flush=True)
-    path = lab.dir / f"bench-incremental-{args.rows}.sqlite"
-    timings = _ledger_fill.build(lab, path, args.rows, args.writers)
-    print(
-        f"filled {args.rows:,} rows: server {timings['fill_server_s']:.1f} s, journal "
-        f"{timings['fill_journal_s']:.1f} s, replicas caught up {_caught_up(lab):.1f} s later; "
-        f"load average {os.getloadavg()[0]:.1f}",
-        flush=True,
-    )
+    if args.journal:
+        path = Path(args.journal)
+    else:
+        path = lab.dir / f"bench-incremental-{args.rows}.sqlite"
+        timings = _ledger_fill.build(lab, path, args.rows, args.writers)
+        print(
+            f"filled {args.rows:,} rows: server {timings['fill_server_s']:.1f} s, journal "
+            f"{timings['fill_journal_s']:.1f} s, replicas caught up {_caught_up(lab):.1f} s "
+            f"later; load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     cpu = _Cpu(lab)
     conns = _connections(lab)
     runs: dict[str, list[Sample]] = {k: [] for k in ("seq", "par", "full", "inc", "bare_inc")}

@@ -488,7 +488,10 @@ class JournalReader:
         """The id of the first attempt journaled at or after `wall` (invoke time), by bisecting
         the primary key: attempts are journaled in about the order they started, so a few
         dozen seeks find it however long the journal. None: no attempt since then."""
-        lo, hi = self.db.execute("SELECT MIN(id), MAX(id) FROM attempts").fetchone()
+        # Two subqueries: SQLite answers a lone MIN or MAX by one seek, both at once by a scan.
+        lo, hi = self.db.execute(
+            "SELECT (SELECT MIN(id) FROM attempts), (SELECT MAX(id) FROM attempts)"
+        ).fetchone()
         if hi is None or self._invoked_at(int(hi)) < wall:
             return None
         lo, hi = int(lo), int(hi)
