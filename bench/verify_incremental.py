@@ -127,7 +127,7 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
         bare_pass(conns, parallel=True)  # buffer pools warm, untimed
         started = time.time()
         sample, info = cpu.measure(lambda: _verify(lab, j, None))
-        print(f"watermark (cold full pass): {info}, {sample[0]:.1f} s", flush=True)
+        print(f"watermark, a full pass (cold on a new fill): {info}, {sample[0]:.1f} s", flush=True)
         watermark = Pass(FULL, info["range"], started, time.time(), True, True)
         t = time.monotonic()
         first_new = _append(lab, path, args.new, args.writers)
