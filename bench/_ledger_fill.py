@@ -57,8 +57,9 @@ def fill_server(lab: Lab, prefix: str, n: int, writers: int, batch: int = 100_00
     return start
 
 
-def _attempt_rows(prefix: str, start: int, n: int, writers: int) -> Iterator[tuple[Any, ...]]:
-    t0 = 1_700_000_000.0
+def _attempt_rows(
+    prefix: str, start: int, n: int, writers: int, t0: float = 1_700_000_000.0
+) -> Iterator[tuple[Any, ...]]:
     for i in range(n):
         r = start + i
         t = t0 + i * 1e-4
@@ -67,11 +68,14 @@ def _attempt_rows(prefix: str, start: int, n: int, writers: int) -> Iterator[tup
         yield (f"{prefix}{i % writers}", seq, digest, t, t + 5e-5, t, t + 5e-5, SERVER, r)
 
 
-def fill_journal(path: Path, prefix: str, start: int, n: int, writers: int) -> None:
-    """Write the attempts, reservations and reads of the `fill_server` rows into `path`."""
+def fill_journal(
+    path: Path, prefix: str, start: int, n: int, writers: int, t0: float = 1_700_000_000.0
+) -> None:
+    """Write the attempts, reservations and reads of the `fill_server` rows into `path`, the
+    attempts invoked from `t0` on, 0.1 ms apart."""
     db = sqlite3.connect(path)
     try:
-        rows = _attempt_rows(prefix, start, n, writers)
+        rows = _attempt_rows(prefix, start, n, writers, t0)
         while True:
             chunk = [next(rows, None) for _ in range(100_000)]
             chunk = [c for c in chunk if c is not None]

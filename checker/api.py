@@ -218,7 +218,8 @@ def _build(service: Service, token: str | None, max_annotations: int = MAX_ANNOT
 
     @app.get("/verdict", dependencies=auth)
     def verdict() -> dict[str, Any]:
-        return service.verdict().to_dict()
+        # `verification`: the last pass (kind, range) and the last of each kind.
+        return {**service.verdict().to_dict(), "verification": service.verification_section()}
 
     @app.post("/verify", dependencies=auth)
     def verify() -> JSONResponse:
@@ -227,7 +228,7 @@ def _build(service: Service, token: str | None, max_annotations: int = MAX_ANNOT
         except CheckerError as exc:
             code = 409 if "already running" in str(exc) else 503
             return _error(code, str(exc))
-        return JSONResponse(v.to_dict())
+        return JSONResponse({**v.to_dict(), "verification": service.verification_section()})
 
     @app.post("/annotations", status_code=201, dependencies=auth)
     def annotate(body: Annotation) -> dict[str, Any]:

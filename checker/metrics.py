@@ -106,7 +106,7 @@ class _ServiceCollector(Collector):
         if duration is not None:
             yield GaugeMetricFamily(
                 "checker_last_verification_duration_seconds",
-                "Wall time of the last full verification.",
+                "Wall time of the last verification pass.",
                 value=duration,
             )
         yield CounterMetricFamily(
@@ -139,12 +139,14 @@ def _signals(s: Service, verdict: Any) -> Iterator[Any]:
     )
     yield s.verification_seconds.family(
         "checker_verification_duration_seconds",
-        "Wall time of full verifications, by result.",
+        "Wall time of verification passes (full or incremental), by result.",
         "result",
         ("valid", "invalid", "unknown"),
     )
     results = CounterMetricFamily(
-        "checker_verifications", "Full verifications by result.", labels=["result"]
+        "checker_verifications",
+        "Verification passes (full or incremental) by result.",
+        labels=["result"],
     )
     for result, n in s.verification_results.items():
         results.add_metric([result], n)
@@ -152,8 +154,14 @@ def _signals(s: Service, verdict: Any) -> Iterator[Any]:
     if s.last_good_verification is not None:
         yield GaugeMetricFamily(
             "checker_last_successful_verification_timestamp_seconds",
-            "Unix time the last full verification with a definite (valid or invalid) answer ended.",
+            "Unix time the last verification pass with a definite (valid or invalid) answer ended.",
             value=s.last_good_verification,
+        )
+    if s.last_good_full is not None:
+        yield GaugeMetricFamily(
+            "checker_last_successful_full_verification_timestamp_seconds",
+            "Unix time the last full pass with a definite (valid or invalid) answer ended.",
+            value=s.last_good_full,
         )
     yield GaugeMetricFamily(
         "checker_lag_bound_seconds",

@@ -87,6 +87,13 @@ class Service:
         self.last_verification: dict[str, Any] | None = None
         self.full_verdict: Verdict | None = None
         self.full_started = 0.0
+        # Incremental verification (checker.verify.incremental): the passes so far and the
+        # findings the next incremental pass carries over, continued from the journal.
+        from checker.verify.incremental import recorded
+
+        self.passes, self.carried = recorded(self.journal)
+        self.verify_kind = "full"
+        self.pass_info: tuple[str, tuple[int, int] | None] | None = None
         self.fatal: str | None = None
         self.annotations: list[dict[str, Any]] = []
         self.ready = False
@@ -96,6 +103,7 @@ class Service:
         self.verification_seconds = Histogram(VERIFY_BUCKETS)
         self.verification_results = {"valid": 0, "invalid": 0, "unknown": 0, "error": 0}
         self.last_good_verification: float | None = None
+        self.last_good_full: float | None = None
         self.semi_sync: SemiSyncSampler | None = None
         self._semi_sync_index: tuple[tuple[int, float], WindowIndex] | None = None
         self._node_infos: dict[str, Any] = {}
@@ -184,7 +192,9 @@ class Service:
             # Keep the verifier's expectations current, so the verification at the end is warm.
             self.scheduler.add_job(self._warm_verify_cache, "interval", seconds=30.0, id="warm")
         if s.verify_interval > 0 and self.verify_fn is not None:
-            self.scheduler.add_job(self.verify, "interval", seconds=s.verify_interval, id="verify")
+            self.scheduler.add_job(
+                self.periodic_verify, "interval", seconds=s.verify_interval, id="verify"
+            )
         self.scheduler.start()
         log.info(
             "checker_started",
@@ -370,8 +380,23 @@ class Service:
             base = annotate(base, self.semi_sync_index())
         return base
 
-    def verify(self) -> Verdict:
-        """A full verification now (POST /verify, the periodic job, the end of a run)."""
+    def periodic_verify(self) -> Verdict:
+        """The periodic job: an incremental pass, or a full one when it is due
+        (`--full-verify-interval`; 0: always full)."""
+        return self.verify(self.next_kind())
+
+    def next_kind(self) -> str:
+        """The kind of the next periodic pass: full when none completed yet (nothing to
+        continue from), when the last full pass began `--full-verify-interval` ago or more."""
+        every = self.settings.full_verify_interval
+        last = self.passes.last_full
+        if every <= 0 or self.passes.last_complete is None or last is None:
+            return "full"
+        return "full" if time.time() - last.started >= every else "incremental"
+
+    def verify(self, kind: str = "full") -> Verdict:
+        """A verification now: full (POST /verify, the end of a run, the periodic job when a
+        full pass is due) or incremental (the periodic job otherwise)."""
         if self.verify_fn is None:
             raise CheckerError("full verification is not available in this build")
         if not self.verify_lock.acquire(blocking=False):
@@ -379,6 +404,7 @@ class Service:
         started = time.time()
         try:
             self.journal.flush()
+            self.verify_kind, self.pass_info = kind, None
             verdict = self.verify_fn(self)
         except BaseException:
             self.verification_results["error"] += 1
@@ -395,11 +421,16 @@ class Service:
         self.verification_seconds.observe(result, finished - started)
         if result != "unknown":
             self.last_good_verification = finished
+        section = self._record_pass(verdict, merged, started, finished)
+        if result != "unknown" and section["kind"] == "full":
+            self.last_good_full = finished
         self.last_verification = {
             "started": started,
             "finished": finished,
             "duration": finished - started,
             "valid": merged.valid.json,
+            "kind": section["kind"],
+            "range": section["range"],
         }
         self.journal.record(
             "verifications",
@@ -407,16 +438,35 @@ class Service:
                 "started": started,
                 "finished": finished,
                 "valid": json.dumps(merged.valid.json),
-                "verdict": merged.to_json(),
+                "verdict": json.dumps({**merged.to_dict(), "verification": section}),
             },
         )
         log.info(
             "verification_done",
             valid=merged.valid.json,
             seconds=round(finished - started, 3),
+            kind=section["kind"],
+            range=section["range"],
             **{k: v for k, v in merged.anomaly_counts.items() if v},
         )
         return merged
+
+    def _record_pass(
+        self, verdict: Verdict, merged: Verdict, started: float, finished: float
+    ) -> dict[str, Any]:
+        """Note the pass that just ended (its kind and range, as the verify function said);
+        the verdict's `verification` section for it."""
+        from checker.verify.incremental import Pass, complete
+
+        kind, id_range = self.pass_info or ("full", None)
+        done = Pass(kind, id_range, started, finished, merged.valid.json, complete(verdict))
+        self.passes = self.passes.after(done)
+        self.carried = verdict
+        return self.verification_section()
+
+    def verification_section(self) -> dict[str, Any]:
+        """The verdict's `verification` section: the last pass, and the last of each kind."""
+        return self.passes.verdict_section()
 
     # -- status -----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:

@@ -13,22 +13,41 @@ from checker.errors import AuthError, CheckerError, GrantError
 from checker.journal.reader import JournalReader
 from checker.service import Service
 from checker.verify import LiveRun, Options, target_from_settings, unfinished, verify
+from checker.verify.incremental import FULL, INCREMENTAL, carry, complete, incremental_since
 
 log = _logging.get("checker.verify")  # one logger name for the whole verification
 
 
 def verify_service(service: Service) -> Verdict:
     """`Service.verify_fn`: verify with the service's settings and journal. During a live run,
-    rows written after the verification started are left to the next one."""
+    rows written after the verification started are left to the next one.
+
+    `service.verify_kind` says which pass: `full`, or `incremental` (from the service's last
+    complete pass on; `checker.verify.incremental`). The kind run and its id range are left in
+    `service.pass_info`. Unless a full pass judged every node, the earlier passes' range
+    findings are carried over (`carry`): nothing found is dropped until a full pass re-judges."""
+    verdict = _verify(service)
+    kind, _ = service.pass_info or (FULL, None)
+    if kind == FULL and complete(verdict):
+        return verdict
+    return carry(service.carried, verdict)
+
+
+def _verify(service: Service) -> Verdict:
     settings = service.settings
-    options = Options(timeout=settings.verify_timeout, lag_bound=settings.lag_bound)
+    watermark = service.passes.last_complete
+    since = None
+    if service.verify_kind == INCREMENTAL and watermark is not None:
+        since = incremental_since(service.journal, watermark, settings.verify_overlap)
+    options = Options(timeout=settings.verify_timeout, lag_bound=settings.lag_bound, since=since)
     live = not service.stop_event.is_set()
+    service.pass_info = (FULL if since is None else INCREMENTAL, None)
     try:
         target = target_from_settings(settings)
         run = LiveRun(_settler(service), lambda: {w.writer_id: w.recorded for w in service.writers})
-        return verify(
-            target, service.journal, options, live=run if live else None, summary=False
-        ).verdict
+        result = verify(target, service.journal, options, live=run if live else None, summary=False)
+        service.pass_info = (result.kind, result.id_range)
+        return result.verdict
     except (AuthError, GrantError) as exc:
         log.warning("verification_failed", error=str(exc))
         return _failed(str(exc))

@@ -217,6 +217,24 @@ VERIFY_INTERVAL = Field(
     minimum=0,
     help="Seconds between full verifications during the run (0: only at the end).",
 )
+FULL_VERIFY_INTERVAL = Field(
+    "full_verify_interval",
+    3600.0,
+    env="CHECKER_FULL_VERIFY_INTERVAL",
+    type=float,
+    minimum=0,
+    help="Seconds between full passes of the periodic verification; the cycles between check "
+    "only the ledger ids written since the last pass (0: every cycle is full).",
+)
+VERIFY_OVERLAP = Field(
+    "verify_overlap",
+    120.0,
+    env="CHECKER_VERIFY_OVERLAP",
+    type=float,
+    minimum=0,
+    help="Seconds an incremental pass reaches back before the last pass began: the row ids "
+    "of the attempts since then are checked again (rows that committed late).",
+)
 VERIFY_TIMEOUT = Field(
     "verify_timeout",
     60.0,
@@ -265,6 +283,8 @@ class Settings:
     lag_bound: float = LAG_BOUND.default
     analysis_interval: float = ANALYSIS_INTERVAL.default
     verify_interval: float = VERIFY_INTERVAL.default
+    full_verify_interval: float = FULL_VERIFY_INTERVAL.default
+    verify_overlap: float = VERIFY_OVERLAP.default
     verify_timeout: float = VERIFY_TIMEOUT.default
     bank_accounts: int = BANK_ACCOUNTS.default
     bank_balance: int = BANK_BALANCE.default
@@ -444,6 +464,8 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         lag_bound=LAG_BOUND.value(raw),
         analysis_interval=ANALYSIS_INTERVAL.value(raw),
         verify_interval=VERIFY_INTERVAL.value(raw),
+        full_verify_interval=FULL_VERIFY_INTERVAL.value(raw),
+        verify_overlap=VERIFY_OVERLAP.value(raw),
         verify_timeout=VERIFY_TIMEOUT.value(raw),
         bank_accounts=BANK_ACCOUNTS.value(raw),
         bank_balance=BANK_BALANCE.value(raw),
@@ -528,6 +550,8 @@ RUN = (
     LAG_BOUND,
     ANALYSIS_INTERVAL,
     VERIFY_INTERVAL,
+    FULL_VERIFY_INTERVAL,
+    VERIFY_OVERLAP,
     VERIFY_TIMEOUT,
     READ_INTERVAL,
     RECONNECT_EVERY,

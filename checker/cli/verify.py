@@ -17,6 +17,7 @@ from checker.semisync import journal_windows
 from checker.settings import (
     JOURNAL,
     LAG_BOUND,
+    VERIFY_OVERLAP,
     VERIFY_TIMEOUT,
     Settings,
     build,
@@ -27,6 +28,7 @@ from checker.settings import (
 )
 from checker.verify import Options, Verification, target_from_settings, unfinished
 from checker.verify import verify as run_verification
+from checker.verify.incremental import Plan
 from checker.verify.text import summary_lines
 
 EXIT_FOR: dict[bool | str, int] = {True: 0, False: 1, "unknown": 2}
@@ -47,6 +49,13 @@ EXIT_FOR: dict[bool | str, int] = {True: 0, False: 1, "unknown": 2}
     ),
     LAG_BOUND.option(type=click.FloatRange(min=0.0, min_open=True)),
     click.option(
+        "--incremental",
+        is_flag=True,
+        help="Check only the ledger ids written since the last complete pass the checker "
+        "journaled, keeping that pass's findings (full when there is none).",
+    ),
+    VERIFY_OVERLAP.option(),
+    click.option(
         "--chunk-seconds",
         type=click.FloatRange(min=0.01),
         default=0.5,
@@ -55,7 +64,12 @@ EXIT_FOR: dict[bool | str, int] = {True: 0, False: 1, "unknown": 2}
     ),
 )
 def verify(
-    as_json: bool, timeout: float, lag_bound: float, chunk_seconds: float, **raw: Any
+    as_json: bool,
+    timeout: float,
+    lag_bound: float,
+    chunk_seconds: float,
+    incremental: bool,
+    **raw: Any,
 ) -> int:
     """Verify every node against a journal: VALID (exit 0), INVALID (1) or UNKNOWN (2).
 
@@ -71,14 +85,16 @@ def verify(
         if not writer_given:
             target = replace(target, writer=None)
         progress = _Progress(sys.stderr)
+        plan = Plan.of(journal, settings.verify_overlap) if incremental else Plan()
         options = Options(
             timeout=timeout,
             lag_bound=lag_bound,
             chunk_seconds=chunk_seconds,
             progress=progress if progress.enabled else None,
+            since=plan.since,
         )
         try:
-            result = run_verification(target, journal, options)
+            result = plan.apply(run_verification(target, journal, options))
         except (AuthError, GrantError):
             raise
         except (VerifyError, DatabaseError) as exc:

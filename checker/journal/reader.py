@@ -483,6 +483,41 @@ class JournalReader:
         ).fetchone()
         return None if row is None else (float(row[0]), float(row[1]), str(row[2]))
 
+    # -- incremental verification (checker.verify.incremental) ----------------------------------
+    def first_attempt_since(self, wall: float) -> int | None:
+        """The id of the first attempt journaled at or after `wall` (invoke time), by bisecting
+        the primary key: attempts are journaled in about the order they started, so a few
+        dozen seeks find it however long the journal. None: no attempt since then."""
+        # Two subqueries: SQLite answers a lone MIN or MAX by one seek, both at once by a scan.
+        lo, hi = self.db.execute(
+            "SELECT (SELECT MIN(id) FROM attempts), (SELECT MAX(id) FROM attempts)"
+        ).fetchone()
+        if hi is None or self._invoked_at(int(hi)) < wall:
+            return None
+        lo, hi = int(lo), int(hi)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._invoked_at(mid) < wall:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def _invoked_at(self, attempt_id: int) -> float:
+        row = self.db.execute(
+            "SELECT invoke_wall FROM attempts WHERE id >= ? ORDER BY id LIMIT 1", (attempt_id,)
+        ).fetchone()
+        return math.inf if row is None else float(row[0])
+
+    def lowest_row_id_from(self, attempt_id: int) -> int | None:
+        """The lowest row id of the attempts journaled from `attempt_id` on: a range of the
+        primary key (`+ 0`: not a walk of the row_id index), so its cost follows the attempts
+        since, not the journal."""
+        found = self.db.execute(
+            "SELECT MIN(row_id + 0) FROM attempts WHERE id >= ?", (attempt_id,)
+        ).fetchone()[0]
+        return None if found is None else int(found)
+
     # -- semi-sync ------------------------------------------------------------------------------
     def semi_sync_samples(self) -> list[Sample]:
         return load_samples(self.db)

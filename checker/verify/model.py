@@ -30,7 +30,8 @@ class Target:
 class Options:
     """How to verify. `timeout` bounds the GTID barrier; chunks aim at `chunk_seconds` each
     (pt-table-checksum's 0.5 s), between `min_chunk` and `max_chunk` ids; a differing range is
-    bisected until at most `fetch_rows` rows are fetched at once."""
+    bisected until at most `fetch_rows` rows are fetched at once. `since`: an incremental pass,
+    checking ledger ids from `since` on only (`checker.verify.incremental`); None: every id."""
 
     timeout: float = VERIFY_TIMEOUT.default
     lag_bound: float = LAG_BOUND.default
@@ -41,6 +42,7 @@ class Options:
     fetch_rows: int = 2_000
     cap: int = DEFAULT_CAP
     progress: Callable[[str], None] | None = None
+    since: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class Verification:
     phases: Mapping[str, float] = field(default_factory=dict)
     registry: str | None = None
     started_at: float | None = None
+    kind: str = "full"
+    passes: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The core's verdict JSON, with foreign row counts in the node entries and a
@@ -109,6 +113,8 @@ class Verification:
             report = self.nodes.get(name)
             node["foreign_rows"] = report.foreign_rows if report else None
         data["verification"] = {
+            "kind": self.kind,
+            "range": list(self.id_range) if self.id_range else None,
             "run_id": self.run_id,
             "primary": self.primary,
             "gtid_target": self.gtid_target,
@@ -120,6 +126,7 @@ class Verification:
             "phases": {k: round(v, 3) for k, v in self.phases.items()},
             "registry": self.registry,
             "nodes": {name: r.to_dict() for name, r in sorted(self.nodes.items())},
+            **self.passes,
         }
         return data
 

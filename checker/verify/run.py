@@ -211,6 +211,9 @@ class Run:
             return None
         hi = horizon if live and horizon is not None else max(his)
         lo = min(los)
+        if self.options.since is not None:
+            # An incremental pass: the ids before `since` were judged by earlier passes.
+            lo = max(lo, self.options.since)
         return (lo, hi) if lo <= hi else None
 
     def count_foreign(self) -> None:

@@ -110,6 +110,7 @@ def verify(
         seconds=time.monotonic() - started,
         phases=dict(run.phases),
         registry=run.registry,
+        kind="full" if o.since is None else "incremental",
     )
     _log_summary(result, summary)
     return result
