@@ -36,11 +36,19 @@ import time
 import zlib
 from dataclasses import dataclass
 from functools import reduce
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from checker import _logging
 from checker.journal.reader import _ATTEMPT_COLUMNS, _ROW_TEXT, _WHEN, ensure_math
-from checker.journal.schema import FOLD_BINS_PER_DECADE, FOLD_GRAIN, FOLD_MIN_LATENCY
+from checker.journal.schema import (
+    FOLD_BINS_PER_DECADE,
+    FOLD_GRAIN,
+    FOLD_MIN_LATENCY,
+    metadata,
+)
 
 if TYPE_CHECKING:
     from checker.journal.writer import Journal
@@ -67,7 +75,7 @@ class Compaction:
 
 
 def compact(
-    journal: Journal,
+    journal: Journal | Path,
     *,
     keep: float = 3600.0,
     now: float | None = None,
@@ -75,10 +83,18 @@ def compact(
     batch: int = BATCH,
 ) -> Compaction:
     """Fold and delete what the last watermark allows (module docstring). Safe to run while
-    the checker writes: each batch is one short transaction next to the flusher's."""
+    the checker writes: each batch is one short transaction next to the flusher's. An older
+    journal gets the retention tables first."""
     started = time.monotonic()
     now = time.time() if now is None else now
-    db = sqlite3.connect(str(journal.path), timeout=30.0, isolation_level=None)
+    path = journal if isinstance(journal, Path) else journal.path
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+    finally:
+        engine.dispose()
+    db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
     try:
         db.execute("PRAGMA busy_timeout=30000")
         ensure_math(db)

@@ -112,3 +112,41 @@ def test_bench_pin_separates_client_and_servers_and_restores(lab: Lab) -> None:
     assert {tid: os.sched_getaffinity(tid) for tid in before if tid in saved} == {
         tid: cpus_ for tid, cpus_ in before.items() if tid in saved
     }
+
+
+def test_compaction_under_a_running_checker_keeps_verdict_report_and_restart(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Retention folds a running checker's verified history: later verifications, the report
+    and a restart on the compacted journal stay valid and count every write."""
+    from checker.journal import JournalReader
+    from checker.journal.compact import compact
+    from checker.report import write_report
+
+    path, ready = tmp_path / "j.sqlite", tmp_path / "ready.json"
+    with running(lab, path, http=False) as (service, _url):
+        wait_writes(service, 300, timeout=60)
+        first = service.verify()
+        assert first.valid.json is True, first.to_dict()
+        service.journal.flush()
+        wait_writes(service, 100, timeout=60)
+        with service.journal_lock:
+            done = compact(service.journal, keep=0, margin=0)
+        assert done.attempts >= 300
+        with JournalReader(service.journal) as db:
+            assert db.folded.attempt_id == done.folded_id
+            raw = db.count("attempts")
+        wait_writes(service, 100, timeout=60)
+        second = service.verify()
+        assert second.valid.json is True, second.to_dict()
+        assert second.counts.ok >= done.attempts + 100
+        assert second.counts.ok > raw
+    page = write_report(path, tmp_path / "report")
+    html = page.read_text()
+    assert 'id="summarised"' in html
+    assert f"{done.attempts:,} writes" in html
+    proc, _url = start_subprocess(lab, path, ready, "--duration", "6")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err[-3000:]
+    assert '"valid": true' in out
+    assert '"lost"' not in out and '"unexpected"' not in out
