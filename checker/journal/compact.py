@@ -5,7 +5,9 @@ What may be folded. After every verification whose verdict is `valid` the servic
 *watermark* (`watermarks`: the verification's start and the highest attempt id journaled
 before it began; every such attempt's row was committed before the verification read the
 primary's horizon, so the chunk pass covered it). A verification with any anomaly or any
-unknown node journals none, so its evidence and the raw attempts it concerns stay. Compaction
+unknown node journals none, and the raw attempts from the lowest one any such verification's
+anomaly names (by writer and seq) onwards are never folded, whatever a later watermark says:
+its evidence (in `verifications`) and the attempts it concerns stay. Compaction
 folds attempts with ids up to the last watermark, but only those older than `cut - margin`
 (`cut`: the watermark's start, and at most `now - keep`), so the reads still journaled find
 the acknowledgements they could have missed; reads, bank, lag and semi-sync samples older than
@@ -104,7 +106,7 @@ def compact(
         if mark is None:
             return Compaction(0, 0, _folded_id(db), None, time.monotonic() - started)
         cut = min(float(mark[1]), now - keep)
-        upto = min(int(mark[0]), _first_id_at(db, cut - margin) - 1)
+        upto = min(int(mark[0]), _first_id_at(db, cut - margin) - 1, _pinned(db) - 1)
         lo = _folded_id(db)
         folded = 0
         while lo < upto:
@@ -139,6 +141,28 @@ def compact(
 def _folded_id(db: sqlite3.Connection) -> int:
     row = db.execute("SELECT attempt_id FROM folded WHERE id = 1").fetchone()
     return 0 if row is None else int(row[0])
+
+
+def _pinned(db: sqlite3.Connection) -> int:
+    """The lowest raw attempt id an anomaly of any verification names (by writer and seq):
+    it and everything after it stay raw, whatever a later watermark says, so that evidence is
+    never folded (a row lost after a clean verification is still named, with its attempt, by
+    every later one). One past the last attempt if none."""
+    named: set[tuple[str, int]] = set()
+    for (verdict,) in db.execute("SELECT verdict FROM verifications WHERE valid != 'true'"):
+        for anomaly in json.loads(verdict).get("anomalies") or ():
+            if anomaly.get("writer_id") is not None and anomaly.get("seq") is not None:
+                named.add((str(anomaly["writer_id"]), int(anomaly["seq"])))
+    ids = []
+    for key in named:
+        (first,) = db.execute(
+            "SELECT MIN(id) FROM attempts WHERE writer_id = ? AND seq = ?", key
+        ).fetchone()
+        if first is not None:
+            ids.append(int(first))
+    if ids:
+        return min(ids)
+    return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM attempts").fetchone()[0]) + 1
 
 
 def _first_id_at(db: sqlite3.Connection, t: float) -> int:

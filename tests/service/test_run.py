@@ -150,3 +150,46 @@ def test_compaction_under_a_running_checker_keeps_verdict_report_and_restart(
     assert proc.returncode == 0, err[-3000:]
     assert '"valid": true' in out
     assert '"lost"' not in out and '"unexpected"' not in out
+
+
+def test_an_anomaly_found_before_compaction_stays_with_its_raw_attempt(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A row lost after a clean verification is found `lost`; compaction then keeps its raw
+    attempt, and the next verification names it again with the same evidence."""
+    from checker.journal import JournalReader
+    from checker.journal.compact import compact
+    from tests.verify._support import root
+
+    path = tmp_path / "j.sqlite"
+    with running(lab, path, http=False) as (service, _url):
+        wait_writes(service, 300, timeout=60)
+        assert service.verify().valid.json is True
+        with JournalReader(service.journal) as db:
+            vouched = db.last_attempt_id()
+            victim = list(db.acked())[50]  # journaled well before the verification began
+        (row,) = root(lab, "mysql-0", "SELECT * FROM ledger WHERE id = %s", args=(victim.row_id,))
+        root(lab, "mysql-0", "DELETE FROM ledger WHERE id = %s", args=(victim.row_id,))
+        try:
+            found = service.verify()
+            lost = [a for a in found.anomalies if a.type == "lost"]
+            assert [(a.writer_id, a.seq) for a in lost] == [(victim.writer_id, victim.seq)]
+            service.journal.flush()
+            with service.journal_lock:
+                done = compact(service.journal, keep=0, margin=0)
+            with JournalReader(service.journal) as db:
+                assert db.count("verifications") == 2
+                assert db.folded.attempt_id < vouched
+                kept = db.lookup([(victim.writer_id, victim.seq)])
+            assert done.folded_id == db.folded.attempt_id
+            assert kept[(victim.writer_id, victim.seq)].row_id == victim.row_id
+            again = service.verify()
+            assert again.valid.json is False
+            assert [
+                (a.type, a.node, a.writer_id, a.seq, a.evidence)
+                for a in again.anomalies
+                if a.type == "lost"
+            ] == [(a.type, a.node, a.writer_id, a.seq, a.evidence) for a in lost]
+        finally:
+            marks = ", ".join(["%s"] * len(row))
+            root(lab, "mysql-0", f"INSERT INTO ledger VALUES ({marks})", args=row)
