@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -171,9 +173,16 @@ def test_an_anomaly_found_before_compaction_stays_with_its_raw_attempt(
         (row,) = root(lab, "mysql-0", "SELECT * FROM ledger WHERE id = %s", args=(victim.row_id,))
         root(lab, "mysql-0", "DELETE FROM ledger WHERE id = %s", args=(victim.row_id,))
         try:
-            found = service.verify()
-            lost = [a for a in found.anomalies if a.type == "lost"]
-            assert [(a.writer_id, a.seq) for a in lost] == [(victim.writer_id, victim.seq)]
+            # The live analysis may flag the same row too (its own evidence): compare as sets.
+            def lost(verdict: Any) -> set[tuple[Any, ...]]:
+                return {
+                    (a.node, a.writer_id, a.seq, json.dumps(a.evidence, sort_keys=True))
+                    for a in verdict.anomalies
+                    if a.type == "lost"
+                }
+
+            found = lost(service.verify())
+            assert {(w, s) for _n, w, s, _e in found} == {(victim.writer_id, victim.seq)}
             service.journal.flush()
             with service.journal_lock:
                 done = compact(service.journal, keep=0, margin=0)
@@ -181,15 +190,12 @@ def test_an_anomaly_found_before_compaction_stays_with_its_raw_attempt(
                 assert db.count("verifications") == 2
                 assert db.folded.attempt_id < vouched
                 kept = db.lookup([(victim.writer_id, victim.seq)])
-            assert done.folded_id == db.folded.attempt_id
+            assert done.folded_id == db.folded.attempt_id and done.attempts > 0
             assert kept[(victim.writer_id, victim.seq)].row_id == victim.row_id
             again = service.verify()
             assert again.valid.json is False
-            assert [
-                (a.type, a.node, a.writer_id, a.seq, a.evidence)
-                for a in again.anomalies
-                if a.type == "lost"
-            ] == [(a.type, a.node, a.writer_id, a.seq, a.evidence) for a in lost]
+            assert found <= lost(again)
+            assert {(w, s) for _n, w, s, _e in lost(again)} == {(victim.writer_id, victim.seq)}
         finally:
             marks = ", ".join(["%s"] * len(row))
             root(lab, "mysql-0", f"INSERT INTO ledger VALUES ({marks})", args=row)
