@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 
 from checker import _logging, mysql, workload
+from checker._memory import limit_malloc_arenas
 from checker.lab.topology import Lab
 from checker.semisync import SemiSyncSampler
-from checker.service import Service, limit_malloc_arenas
+from checker.service import Service
 from checker.settings import build
 
 GOAL = 0.85  # the checker's writers vs the bare loop, median of the paired per-round ratios

@@ -20,6 +20,25 @@ if TYPE_CHECKING:
     from checker.service import Service
 
 
+COMMIT_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
+VERIFY_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
 class Histogram:
     """Observations per label value in fixed buckets: one bisect and three additions under an
     uncontended lock per observation, read at scrape time as a Prometheus histogram."""

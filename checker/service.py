@@ -7,11 +7,8 @@ error: `run` refuses to start and says which.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -22,6 +19,7 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from checker import _logging, mysql, schema, workload
+from checker._memory import release_memory
 from checker.core.history import Attempt
 from checker.core.semisync import WindowIndex, annotate
 from checker.core.verdict import Failure, Validity, Verdict, build_verdict, merge
@@ -29,7 +27,7 @@ from checker.errors import AuthError, CheckerError, DatabaseError, GrantError, S
 from checker.journal import Journal, JournalReader
 from checker.journal.compact import Compaction, compact
 from checker.live import LiveAnalysis
-from checker.metrics import Histogram, journal_disk
+from checker.metrics import COMMIT_BUCKETS, VERIFY_BUCKETS, Histogram, journal_disk
 from checker.semisync import SemiSyncSampler
 from checker.settings import Settings
 
@@ -38,23 +36,6 @@ log = _logging.get("checker.service")
 logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 VerifyFn = Callable[["Service"], Verdict]
-COMMIT_BUCKETS = (
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-)
-VERIFY_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 def target_of(settings: Settings) -> str:
@@ -427,7 +408,7 @@ class Service:
         finally:
             self.verify_lock.release()
         finished = time.time()
-        _release_memory()
+        release_memory()
         self.full_started = started
         self.full_verdict = verdict
         merged = self.verdict()
@@ -607,42 +588,3 @@ class Service:
     @property
     def valid(self) -> Validity:
         return self.verdict().valid
-
-
-_M_ARENA_MAX = -8  # from glibc's <malloc.h>
-
-
-def _glibc() -> Any:
-    """glibc, for `mallopt` and `malloc_trim`; None elsewhere (musl, macOS)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018 - both exist on glibc only
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas for this process (unless `MALLOC_ARENA_MAX` is set).
-
-    The checker runs ~20 threads; by default glibc gives busy threads arenas of their own (up to
-    8 per core) and keeps what each freed, so RSS crept up by ~0.7 MiB per verification in a
-    long run. With two arenas it stays flat (`python -m bench soak`, docs/benchmarks.md).
-    Call it before the threads start; a no-op off glibc.
-    """
-    libc = _glibc()
-    if libc is not None and not os.environ.get("MALLOC_ARENA_MAX"):
-        libc.mallopt(_M_ARENA_MAX, arenas)
-
-
-def _release_memory() -> None:
-    """Hand the memory a verification used back to the OS.
-
-    A verification allocates and frees tens of MB in short-lived objects; glibc keeps freed
-    pages mapped, so a long run's RSS would creep up one verification at a time (measured by
-    `python -m bench soak`). `malloc_trim` returns them; a no-op off glibc.
-    """
-    gc.collect()
-    libc = _glibc()
-    if libc is not None:
-        libc.malloc_trim(0)

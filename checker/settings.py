@@ -10,6 +10,9 @@ Precedence: command-line option > `CHECKER_*` environment variable > config file
 `--config` / `CHECKER_CONFIG`, keys = option names with underscores) > default.
 The password never comes from the command line: `CHECKER_PASSWORD`, `CHECKER_PASSWORD_FILE`
 or `--password-file`.
+
+Longer than the usual ~600 lines on purpose: every setting's declaration stays in this one
+module (the point of declaring them once), next to the parsing that validates them.
 """
 
 from __future__ import annotations

@@ -47,8 +47,9 @@ EXIT_FOR = {"True": 0, "False": 1, "unknown": 2}  # by str(verdict "valid")
 )
 def run(ready_file: str | None, final_verify: bool, **raw: Any) -> int:
     """Write sequenced rows to mysql-0, read them back, and keep a verdict until stopped."""
+    from checker._memory import limit_malloc_arenas
     from checker.api import ApiServer
-    from checker.service import Service, limit_malloc_arenas
+    from checker.service import Service
 
     limit_malloc_arenas()
     configure_logs(raw)
