@@ -35,7 +35,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _ledger_fill, _peer
+from bench._lab import bench_lab
 from checker import mysql
 from checker.journal import Journal
 from checker.lab.topology import Lab
@@ -212,18 +212,8 @@ def main(argv: list[str]) -> int:
     args = _parse(argv)
     if args.child:
         return child(*args.child)
-    tmp = None
-    if args.lab:
-        lab = Lab(args.lab)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="bench-verify-")
-        lab = Lab(Path(tmp.name) / "lab")
-    try:
+    with bench_lab(args.lab, "bench-verify-") as lab:
         return _run(args, lab)
-    finally:
-        if tmp is not None:
-            lab.down(purge=True)
-            tmp.cleanup()
 
 
 def _fill(args: argparse.Namespace, lab: Lab) -> Path:

@@ -25,12 +25,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import _ledger_fill
+from bench._lab import bench_lab
 from bench.verify import _caught_up, _checksum, _connections, _Cpu, _range_of, bare_pass
 from checker.journal import Journal
 from checker.lab.topology import Lab
@@ -89,18 +89,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = _parse(argv)
-    tmp = None
-    if args.lab:
-        lab = Lab(args.lab)
-    else:
-        tmp = tempfile.TemporaryDirectory(prefix="bench-incremental-")
-        lab = Lab(Path(tmp.name) / "lab")
-    try:
+    with bench_lab(args.lab, "bench-incremental-") as lab:
         return _run(args, lab)
-    finally:
-        if tmp is not None:
-            lab.down(purge=True)
-            tmp.cleanup()
 
 
 def _run(args: argparse.Namespace, lab: Lab) -> int:
