@@ -198,6 +198,11 @@ def _signals(s: Service, verdict: Any) -> Iterator[Any]:
             value=free,
         )
         yield GaugeMetricFamily(
+            "checker_journal_disk_low",
+            "1 while the journal's filesystem has less free space than --disk-warn-bytes.",
+            value=1.0 if free < s.settings.disk_warn_bytes else 0.0,
+        )
+        yield GaugeMetricFamily(
             "checker_journal_filesystem_size_bytes",
             "Size of the journal's filesystem.",
             value=total,

@@ -24,9 +24,10 @@ from checker.core.history import Attempt
 from checker.core.semisync import WindowIndex, annotate
 from checker.core.verdict import Failure, Validity, Verdict, build_verdict, merge
 from checker.errors import AuthError, CheckerError, DatabaseError, GrantError, SchemaError
-from checker.journal import Journal
+from checker.journal import Journal, JournalReader
+from checker.journal.compact import Compaction, compact
 from checker.live import LiveAnalysis
-from checker.metrics import COMMIT_BUCKETS, VERIFY_BUCKETS, Histogram
+from checker.metrics import COMMIT_BUCKETS, VERIFY_BUCKETS, Histogram, journal_disk
 from checker.semisync import SemiSyncSampler
 from checker.settings import Settings
 
@@ -65,6 +66,9 @@ class Service:
         self.scheduler = BackgroundScheduler(job_defaults={"max_instances": 1, "coalesce": True})
         self.verify_fn = verify
         self.verify_lock = threading.Lock()
+        # Retention deletes raw attempts: never while a verification or the cache warmer reads.
+        self.journal_lock = threading.Lock()
+        self.disk_low = False
         self.last_verification: dict[str, Any] | None = None
         self.full_verdict: Verdict | None = None
         self.full_started = 0.0
@@ -176,6 +180,11 @@ class Service:
             self.scheduler.add_job(
                 self.periodic_verify, "interval", seconds=s.verify_interval, id="verify"
             )
+        if s.retention > 0:
+            self.scheduler.add_job(
+                self.compact, "interval", seconds=s.compact_interval, id="compact"
+            )
+        self.scheduler.add_job(self.check_disk, "interval", seconds=10.0, id="disk")
         self.scheduler.start()
         log.info(
             "checker_started",
@@ -317,7 +326,8 @@ class Service:
         from checker.verify import warm_cache
 
         try:
-            warm_cache(self.journal)
+            with self.journal_lock:
+                warm_cache(self.journal)
         except Exception as exc:  # noqa: BLE001 - a cold cache is only slower
             log.debug("verify_cache_warm_failed", error=str(exc))
 
@@ -384,9 +394,14 @@ class Service:
             raise CheckerError("a verification is already running")
         started = time.time()
         try:
-            self.journal.flush()
-            self.verify_kind, self.pass_info = kind, None
-            verdict = self.verify_fn(self)
+            with self.journal_lock:
+                self.journal.flush()
+                with JournalReader(self.journal) as db:
+                    # Journaled before the verification began: its chunk pass covers their rows
+                    # (an incremental pass the new ones; the older ones an earlier clean pass).
+                    vouched = db.last_attempt_id()
+                self.verify_kind, self.pass_info = kind, None
+                verdict = self.verify_fn(self)
         except BaseException:
             self.verification_results["error"] += 1
             raise
@@ -422,6 +437,9 @@ class Service:
                 "verdict": json.dumps({**merged.to_dict(), "verification": section}),
             },
         )
+        if merged.valid is Validity.VALID:
+            # What retention may fold (checker.journal.compact); never after any finding.
+            self.journal.record("watermarks", {"started": started, "attempt_id": vouched})
         log.info(
             "verification_done",
             valid=merged.valid.json,
@@ -505,6 +523,37 @@ class Service:
         }
 
     # -- shutdown ---------------------------------------------------------------------------
+    def compact(self) -> Compaction | None:
+        """Fold what the last clean verification vouched for (the retention job); skipped
+        while a verification runs."""
+        if not self.journal_lock.acquire(blocking=False):
+            return None
+        try:
+            self.journal.flush()
+            keep = max(self.settings.retention, self.live.window)
+            return compact(self.journal, keep=keep)
+        except Exception as exc:  # noqa: BLE001 - a failed compaction only keeps more
+            log.warning("journal_compaction_failed", error=str(exc))
+            return None
+        finally:
+            self.journal_lock.release()
+
+    def check_disk(self) -> None:
+        """Warn once (log) while the journal's file system has less than `disk_warn_bytes`
+        free; `checker_journal_disk_low` says so too."""
+        size, free, _total = journal_disk(self.journal.path)
+        low = free is not None and free < self.settings.disk_warn_bytes
+        if low and not self.disk_low:
+            log.warning(
+                "journal_disk_low",
+                free_bytes=free,
+                journal_bytes=size,
+                threshold_bytes=self.settings.disk_warn_bytes,
+            )
+        elif self.disk_low and not low:
+            log.info("journal_disk_ok", free_bytes=free, journal_bytes=size)
+        self.disk_low = low
+
     def stop_workload(self, timeout: float = 30.0) -> None:
         """Stop every workload thread and flush the journal; analysis can still run after."""
         self.stop_event.set()

@@ -10,6 +10,9 @@ Precedence: command-line option > `CHECKER_*` environment variable > config file
 `--config` / `CHECKER_CONFIG`, keys = option names with underscores) > default.
 The password never comes from the command line: `CHECKER_PASSWORD`, `CHECKER_PASSWORD_FILE`
 or `--password-file`.
+
+Longer than the usual ~600 lines on purpose: every setting's declaration stays in this one
+module (the point of declaring them once), next to the parsing that validates them.
 """
 
 from __future__ import annotations
@@ -235,6 +238,31 @@ VERIFY_OVERLAP = Field(
     help="Seconds an incremental pass reaches back before the last pass began: the row ids "
     "of the attempts since then are checked again (rows that committed late).",
 )
+RETENTION = Field(
+    "retention",
+    3600.0,
+    env="CHECKER_RETENTION",
+    type=float,
+    minimum=0,
+    help="Seconds of raw history the journal keeps; older history a clean verification "
+    "vouched for is folded into aggregates (0: keep everything).",
+)
+COMPACT_INTERVAL = Field(
+    "compact_interval",
+    300.0,
+    env="CHECKER_COMPACT_INTERVAL",
+    type=float,
+    minimum=1,
+    help="Seconds between journal compactions (with --retention above 0).",
+)
+DISK_WARN_BYTES = Field(
+    "disk_warn_bytes",
+    256 * 2**20,
+    env="CHECKER_DISK_WARN_BYTES",
+    type=int,
+    minimum=0,
+    help="Warn (log and metric) when the journal's file system has less free space than this.",
+)
 VERIFY_TIMEOUT = Field(
     "verify_timeout",
     60.0,
@@ -285,6 +313,9 @@ class Settings:
     verify_interval: float = VERIFY_INTERVAL.default
     full_verify_interval: float = FULL_VERIFY_INTERVAL.default
     verify_overlap: float = VERIFY_OVERLAP.default
+    retention: float = RETENTION.default
+    compact_interval: float = COMPACT_INTERVAL.default
+    disk_warn_bytes: int = DISK_WARN_BYTES.default
     verify_timeout: float = VERIFY_TIMEOUT.default
     bank_accounts: int = BANK_ACCOUNTS.default
     bank_balance: int = BANK_BALANCE.default
@@ -466,6 +497,9 @@ def build(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None = None) -
         verify_interval=VERIFY_INTERVAL.value(raw),
         full_verify_interval=FULL_VERIFY_INTERVAL.value(raw),
         verify_overlap=VERIFY_OVERLAP.value(raw),
+        retention=RETENTION.value(raw),
+        compact_interval=COMPACT_INTERVAL.value(raw),
+        disk_warn_bytes=DISK_WARN_BYTES.value(raw),
         verify_timeout=VERIFY_TIMEOUT.value(raw),
         bank_accounts=BANK_ACCOUNTS.value(raw),
         bank_balance=BANK_BALANCE.value(raw),
@@ -553,6 +587,9 @@ RUN = (
     FULL_VERIFY_INTERVAL,
     VERIFY_OVERLAP,
     VERIFY_TIMEOUT,
+    RETENTION,
+    COMPACT_INTERVAL,
+    DISK_WARN_BYTES,
     READ_INTERVAL,
     RECONNECT_EVERY,
     BANK_ACCOUNTS,

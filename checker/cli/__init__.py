@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("checker.cli.run", "run", "Write sequenced rows, read them back, keep a verdict."),
     "verify": ("checker.cli.verify", "verify", "Verify every node against a journal."),
     "report": ("checker.cli.report", "report", "Write the HTML report of a run."),
+    "journal": ("checker.cli.journal", "journal", "Maintain a journal (compact it by hand)."),
     "gameday": ("checker.cli.gameday", "gameday", "Run chaos experiments on a schedule."),
     "demo": ("checker.demo", "demo", "The whole job on a fresh local lab, end to end."),
 }

@@ -10,10 +10,13 @@ else: the row -> `Attempt` mapping (`attempt`), and the crash window (module doc
 an unknown payload (`unjournaled`), never lost, never unexpected.
 
 Its sections follow the callers: verification, the journal's own checks, the report, semi-sync.
+It is longer than the usual ~600 lines on purpose: every query stays in this one place, and
+retention (`checker.journal.compact`) adds the folded side to most of them.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 import sqlite3
@@ -30,7 +33,7 @@ from checker.core.history import Attempt, BankObservation, Key, Outcome, Read
 from checker.core.semisync import Sample
 from checker.core.verdict import Counts
 from checker.errors import JournalError
-from checker.journal.schema import TABLES
+from checker.journal.schema import FOLD_GRAIN, TABLES
 
 if TYPE_CHECKING:
     from checker.journal.writer import Journal
@@ -115,11 +118,32 @@ class AttemptGroup(NamedTuple):
     last_ack: float | None
 
 
+@dataclass(frozen=True)
+class Folded:
+    """What retention folded (`checker.journal.compact`): attempts with ids up to
+    `attempt_id` (totals, crash window included), samples older than `before`."""
+
+    attempt_id: int
+    before: float
+    total: int
+    ok: int
+    failed: int
+    first: float | None
+    last: float | None
+    row_lo: int | None
+    row_hi: int | None
+    compactions: int
+
+
+_NOTHING_FOLDED = Folded(0, 0.0, 0, 0, 0, None, None, None, None, 0)
+
+
 class JournalReader:
     """One read-only look at a journal, on a connection of its own (close it, or use `with`).
 
     The reservations are read once, when it opens: a live run's later reservations are the
-    next reader's.
+    next reader's. So is what retention folded (`folded`, `folded_seq`): every answer below
+    adds the folded aggregates to the raw rows (a journal never compacted has none).
     """
 
     def __init__(self, journal: Journal) -> None:
@@ -132,6 +156,36 @@ class JournalReader:
             str(w): int(upto)
             for w, upto in self.db.execute("SELECT writer_id, upto FROM reservations")
         }
+        self.folded = _NOTHING_FOLDED
+        self.folded_seq: dict[str, int] = {}
+        try:
+            row = self.db.execute(
+                "SELECT attempt_id, before, total, ok, failed, first, last, row_lo, row_hi, "
+                "compactions FROM folded WHERE id = 1"
+            ).fetchone()
+            if row is not None:
+                self.folded = Folded(*row)
+                self.folded_seq = {
+                    str(w): int(s) for w, s in self.db.execute("SELECT * FROM folded_writers")
+                }
+        except sqlite3.OperationalError:  # an older journal opened read-only: nothing folded
+            pass
+
+    def _folded_rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows of a folded table ([] if nothing was folded)."""
+        if not self.folded.compactions:
+            return []
+        return self.db.execute(sql, params).fetchall()
+
+    def _folded_grains(self, lo: int, hi: int) -> list[tuple[int, int, int]]:
+        """Folded grains overlapping row ids lo..hi (folded grains are authoritative)."""
+        return [
+            (int(g), int(n), int(x))
+            for g, n, x in self._folded_rows(
+                "SELECT grain, n, x FROM folded_grains WHERE grain BETWEEN ? AND ?",
+                (lo // FOLD_GRAIN, hi // FOLD_GRAIN),
+            )
+        ]
 
     def close(self) -> None:
         self._raw.close()
@@ -159,6 +213,8 @@ class JournalReader:
             count += len(batch)
             texts = map(itemgetter(0), batch)
             checksum = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), checksum)
+        for _, n, x in self._folded_grains(lo, hi):
+            count, checksum = count + n, checksum ^ x
         return count, checksum
 
     def last_attempt_id(self) -> int:
@@ -185,6 +241,11 @@ class JournalReader:
         lo, hi = self.db.execute(
             "SELECT (SELECT MIN(row_id) FROM attempts), (SELECT MAX(row_id) FROM attempts)"
         ).fetchone()
+        f = self.folded
+        if f.row_lo is not None:
+            lo = f.row_lo if lo is None else min(lo, f.row_lo)
+        if f.row_hi is not None:
+            hi = f.row_hi if hi is None else max(hi, f.row_hi)
         return lo, hi
 
     def lookup(self, keys: Iterable[Key]) -> dict[Key, Attempt]:
@@ -206,8 +267,11 @@ class JournalReader:
                 ):
                     found[(r[0], r[1])] = attempt(r)
             upto = self.reserved.get(writer, 0)
+            folded = self.folded_seq.get(writer, 0)
             for seq in ordered:
-                if (writer, seq) not in found and 1 <= seq <= upto:
+                if (writer, seq) not in found and 1 <= seq <= folded:
+                    found[(writer, seq)] = _folded(writer, seq)
+                elif (writer, seq) not in found and 1 <= seq <= upto:
                     found[(writer, seq)] = unjournaled(writer, seq)
         return found
 
@@ -224,7 +288,7 @@ class JournalReader:
         found = self.db.execute(
             "SELECT MAX(seq) FROM attempts WHERE writer_id = ?", (writer_id,)
         ).fetchone()[0]
-        return int(found or 0)
+        return max(int(found or 0), self.folded_seq.get(writer_id, 0))
 
     def outcomes(self, after: int = -1, upto: int = _MAX_ID) -> Outcomes:
         """Attempts with ids in after+1..upto by outcome (`servers`: see `servers()`)."""
@@ -233,11 +297,16 @@ class JournalReader:
             "WHERE id > ? AND id <= ?",
             (after, upto),
         ).fetchone()
+        if after < self.folded.attempt_id:
+            # The folded totals stand for every folded id (a range cannot split them).
+            f = self.folded
+            total, ok, failed = total + f.total, ok + f.ok, failed + f.failed
         return Outcomes(int(total), int(ok), int(failed), len(self.servers(after, upto)))
 
     def servers(self, after: int = -1, upto: int = _MAX_ID) -> set[str]:
-        """The server identities that acknowledged attempts with ids in after+1..upto."""
-        return {
+        """The server identities that acknowledged attempts with ids in after+1..upto (the
+        folded ones' too, if `after` is below the folded ids)."""
+        found = {
             str(s)
             for (s,) in self.db.execute(
                 "SELECT DISTINCT server FROM attempts WHERE id > ? AND id <= ? "
@@ -245,6 +314,9 @@ class JournalReader:
                 (after, upto),
             )
         }
+        if after < self.folded.attempt_id:
+            found |= {str(s) for (s,) in self._folded_rows("SELECT server FROM folded_servers")}
+        return found
 
     def expected_grains(
         self, lo: int, hi: int, upto: int, grain: int
@@ -262,6 +334,10 @@ class JournalReader:
                 n, x = found.get(g, (0, 0))
                 x = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), x)
                 found[g] = (n + len(texts), x)
+        if grain == FOLD_GRAIN:
+            for g, n, x in self._folded_grains(lo, hi):
+                known = found.get(g, (0, 0))
+                found[g] = (known[0] + n, known[1] ^ x)
         return found
 
     def counts(self, outcomes: Outcomes, live_seqs: Mapping[str, int] | None = None) -> Counts:
@@ -278,12 +354,14 @@ class JournalReader:
         missing = 0
         for writer, upto in list(self.reserved.items()):
             end = min(upto, live[writer]) if writer in live else upto
+            # Seqs up to the folded one were counted when folded (`Folded.total`).
+            start = self.folded_seq.get(writer, 0) + 1
             # An index range count: a journal records each (writer, seq) once.
             n = self.db.execute(
-                "SELECT COUNT(*) FROM attempts WHERE writer_id = ? AND seq BETWEEN 1 AND ?",
-                (writer, end),
+                "SELECT COUNT(*) FROM attempts WHERE writer_id = ? AND seq BETWEEN ? AND ?",
+                (writer, start, end),
             ).fetchone()[0]
-            missing += max(0, end - int(n))
+            missing += max(0, end - start + 1 - int(n))
         return missing
 
     def attempts(self) -> Iterator[Attempt]:
@@ -299,7 +377,7 @@ class JournalReader:
                 if w != writer:
                     if writer is not None:
                         yield from _window(writer, last, reserved.pop(writer, 0))
-                    writer, last = w, 0
+                    writer, last = w, self.folded_seq.get(w, 0)
                 if seq - 1 > last and reserved.get(w, 0) > last:
                     yield from _window(w, last, min(seq - 1, reserved[w]))
                 last = max(last, seq)
@@ -307,7 +385,7 @@ class JournalReader:
         if writer is not None:
             yield from _window(writer, last, reserved.pop(writer, 0))
         for writer_id, upto in sorted(reserved.items()):
-            yield from _window(writer_id, 0, upto)
+            yield from _window(writer_id, self.folded_seq.get(writer_id, 0), upto)
 
     def acked(self) -> Iterator[Attempt]:
         """Acknowledged attempts with a payload and a completion time (an analysis without
@@ -331,12 +409,21 @@ class JournalReader:
     # -- the journal's own checks: acknowledgements, reads, bank observations -------------------
     def ack_servers(self) -> list[str]:
         """The server identities that acknowledged any write."""
-        return [
+        found = [
             s
             for (s,) in self.db.execute(
                 "SELECT DISTINCT server FROM attempts WHERE outcome = 'ok' AND server IS NOT NULL"
             ).fetchall()
         ]
+        return found + [s for s in self._folded_spans() if s not in found]
+
+    def _folded_spans(self) -> dict[str, tuple[int, Attempt, Attempt]]:
+        return {
+            str(s): (int(n), attempt(json.loads(a)), attempt(json.loads(b)))
+            for s, n, a, b in self._folded_rows(
+                "SELECT server, acks, first, last FROM folded_servers"
+            )
+        }
 
     def ack_span(self, server: str) -> tuple[int, Attempt, Attempt]:
         """How many writes `server` acknowledged, its first and its last acknowledgement (a
@@ -348,10 +435,22 @@ class JournalReader:
         last = self.db.execute(
             f"SELECT MAX(complete_wall), {_ATTEMPT_COLUMNS} {ok}", (server,)
         ).fetchone()
-        return int(first[1]), attempt(first[2:]), attempt(last[1:])
+        folded = self._folded_spans().get(server)
+        if folded is None:
+            return int(first[1]), attempt(first[2:]), attempt(last[1:])
+        if not first[1]:
+            return folded
+        # Folded acknowledgements are older than every journaled one of the same identity.
+        return int(first[1]) + folded[0], folded[1], attempt(last[1:])
 
     def first_ack_since(self, server: str, since: float) -> list[Attempt]:
-        """`server`'s first acknowledgement completed at or after `since` (none or one)."""
+        """`server`'s first acknowledgement completed at or after `since` (none or one); of
+        folded acknowledgements only the first and last are known."""
+        folded = self._folded_spans().get(server)
+        if folded is not None:
+            for a in folded[1:]:
+                if (a.complete_wall or 0.0) >= since:
+                    return [a]
         return [
             attempt(r)
             for r in self.db.execute(
@@ -417,12 +516,25 @@ class JournalReader:
     def attempt_groups(self) -> Iterator[AttemptGroup]:
         """Attempts grouped by node (`?` if none), server and outcome; the crash window's
         (with no time) are not among them."""
+        folded = self._union(
+            "SELECT node, NULLIF(server, %s), outcome, n, first, last, first_ack, last_ack "
+            "FROM folded_groups"
+        )
         for r in self.db.execute(
-            f"SELECT COALESCE(node, '?'), server, outcome, COUNT(*), MIN(invoke_wall), "
-            f"MAX({_WHEN}), MIN(complete_wall), MAX(complete_wall) FROM attempts "
-            "WHERE invoke_wall > 0 GROUP BY 1, 2, 3"
+            f"SELECT node, server, outcome, SUM(n), MIN(a), MAX(b), MIN(c), MAX(d) FROM ("
+            f"SELECT COALESCE(node, '?') AS node, server, outcome, COUNT(*) AS n, "
+            f"MIN(invoke_wall) AS a, MAX({_WHEN}) AS b, MIN(complete_wall) AS c, "
+            "MAX(complete_wall) AS d FROM attempts WHERE invoke_wall > 0 GROUP BY 1, 2, 3 "
+            f"{folded}"
+            ") GROUP BY 1, 2, 3"
         ):
             yield AttemptGroup(*r)
+
+    def _union(self, folded_select: str) -> str:
+        """` UNION ALL <folded_select>` if anything was folded, else nothing."""
+        if not self.folded.compactions:
+            return ""
+        return " UNION ALL " + folded_select.replace("%s", "''")
 
     def time_span(self, table: str) -> tuple[float, float] | None:
         """The earliest and latest `time` of a table with one (lag, events, annotations);
@@ -430,6 +542,11 @@ class JournalReader:
         lo, hi = self.db.execute(
             f"SELECT MIN(time), MAX(time) FROM {TABLES[table].name}"
         ).fetchone()
+        if table == "lag":
+            for a, b in self._folded_rows("SELECT MIN(second), MAX(second) FROM folded_lag"):
+                if a is not None:
+                    lo = a if lo is None else min(lo, a)
+                    hi = b if hi is None else max(hi, b)
         return None if lo is None else (float(lo), float(hi))
 
     def count(self, table: str) -> int:
@@ -443,24 +560,36 @@ class JournalReader:
         buckets of `width` seconds from `origin` and log bins of latency (`bins_per_decade`
         per factor of ten, latencies below `min_latency` in the lowest): SQLite groups them
         in C, so no Python runs per attempt."""
-        _ensure_math(self.db)
+        ensure_math(self.db)
+        # Folded seconds (their latency bins are `FOLD_BINS_PER_DECADE` ones, the report's)
+        # fall in the bucket of their second's middle.
+        folded = self._union(
+            f"SELECT CAST((second + 0.5 - :origin) / :width AS INTEGER), outcome, "
+            f"NULLIF(bin, {-(2**31)}), n, top FROM folded_writes"
+        )
         yield from self.db.execute(
-            f"SELECT CAST(({_WHEN} - ?) / ? AS INTEGER) AS b, outcome, "
-            f"CAST(FLOOR(? * LOG10(MAX(lat, ?))) AS INTEGER) AS bin, COUNT(*), MAX(lat) "
-            f"FROM (SELECT outcome, invoke_wall, complete_wall, {_LATENCY} AS lat FROM attempts "
-            "WHERE invoke_wall > 0) "
-            "GROUP BY b, outcome, bin ORDER BY b, outcome, bin",
-            (origin, width, bins_per_decade, min_latency),
+            "SELECT b, outcome, bin, SUM(n), MAX(top) FROM ("
+            f"SELECT CAST(({_WHEN} - :origin) / :width AS INTEGER) AS b, outcome, "
+            "CAST(FLOOR(:bins * LOG10(MAX(lat, :least))) AS INTEGER) AS bin, COUNT(*) AS n, "
+            f"MAX(lat) AS top FROM (SELECT outcome, invoke_wall, complete_wall, {_LATENCY} AS lat "
+            "FROM attempts WHERE invoke_wall > 0) GROUP BY 1, 2, 3"
+            f"{folded}) GROUP BY b, outcome, bin ORDER BY b, outcome, bin",
+            {"origin": origin, "width": width, "bins": bins_per_decade, "least": min_latency},
         )
 
     def lag_buckets(
         self, origin: float, width: float
     ) -> Iterator[tuple[int, str, float | None, int]]:
         """(bucket, node, worst lag, samples saying unknown) per node and bucket."""
+        folded = self._union(
+            "SELECT CAST((second + 0.5 - :origin) / :width AS INTEGER), node, worst, unknown "
+            "FROM folded_lag"
+        )
         yield from self.db.execute(
-            "SELECT CAST((time - ?) / ? AS INTEGER) AS b, node, MAX(seconds), "
-            "SUM(seconds IS NULL) FROM lag GROUP BY node, b ORDER BY node, b",
-            (origin, width),
+            "SELECT b, node, MAX(w), SUM(u) FROM (SELECT CAST((time - :origin) / :width AS "
+            "INTEGER) AS b, node, MAX(seconds) AS w, SUM(seconds IS NULL) AS u FROM lag "
+            f"GROUP BY node, b{folded}) GROUP BY node, b ORDER BY node, b",
+            {"origin": origin, "width": width},
         )
 
     def events(self, limit: int) -> Iterator[tuple[float, str, str | None]]:
@@ -523,6 +652,15 @@ class JournalReader:
         return load_samples(self.db)
 
 
+_FOLDED = "folded: verified clean, then summarised by retention (checker.journal.compact)"
+
+
+def _folded(writer_id: str, seq: int) -> Attempt:
+    """The attempt a folded seq stands for: its record was deleted once a clean verification
+    had vouched for it, so its payload is unknown (a row for it is not unexpected)."""
+    return Attempt(writer_id, seq, None, Outcome.INDETERMINATE, 0.0, error=_FOLDED)
+
+
 def _window(writer_id: str, after: int, upto: int) -> Iterator[Attempt]:
     for seq in range(after + 1, upto + 1):
         yield unjournaled(writer_id, seq)
@@ -555,7 +693,7 @@ def _sample(r: Any) -> Sample:
     )
 
 
-def _ensure_math(db: sqlite3.Connection) -> None:
+def ensure_math(db: sqlite3.Connection) -> None:
     """LOG10 and FLOOR exist only in SQLite builds with math functions; supply them otherwise."""
     try:
         db.execute("SELECT LOG10(10), FLOOR(1.5)").fetchone()

@@ -4,6 +4,16 @@ Format 1 (`FORMAT_VERSION`): `meta` (run id, incarnation, target, creation time)
 (one row per write attempt and its outcome), `reservations` (each writer's durably reserved
 seqs: the crash window, `checker.journal`), `reads`, `bank`, `lag`, `semi_sync`,
 `annotations`, `events` and `verifications`.
+
+Retention (`checker.journal.compact`) adds, to new and older journals alike (`create_all`):
+`watermarks` (after each clean verification: the highest attempt id it vouched for), and the
+folded history that replaces deleted raw rows: `folded` (one row: how far attempts and samples
+were folded, and the folded attempts' outcome totals, crash window included), `folded_writers`
+(per writer, the highest folded seq), `folded_grains` (per `FOLD_GRAIN` row ids: count and XOR
+of the acknowledged rows' CRC32 text, as the expectations compute it), `folded_servers` (per
+server identity: acknowledgements, first and last), `folded_groups` (the report's per node,
+server and outcome summary), `folded_writes` and `folded_lag` (the report's per-second
+aggregates).
 """
 
 from __future__ import annotations
@@ -110,6 +120,84 @@ verifications_t = sa.Table(
     sa.Column("valid", sa.String, nullable=False),
     sa.Column("verdict", sa.Text, nullable=False),
 )
+watermarks_t = sa.Table(
+    "watermarks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("started", sa.Float, nullable=False),
+    sa.Column("attempt_id", sa.Integer, nullable=False),
+)
+folded_t = sa.Table(
+    "folded",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("attempt_id", sa.Integer, nullable=False),
+    sa.Column("before", sa.Float, nullable=False),
+    sa.Column("total", sa.Integer, nullable=False),
+    sa.Column("ok", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Column("first", sa.Float),
+    sa.Column("last", sa.Float),
+    sa.Column("row_lo", sa.Integer),
+    sa.Column("row_hi", sa.Integer),
+    sa.Column("compactions", sa.Integer, nullable=False),
+)
+folded_writers_t = sa.Table(
+    "folded_writers",
+    metadata,
+    sa.Column("writer_id", sa.String, primary_key=True),
+    sa.Column("seq", sa.Integer, nullable=False),
+)
+folded_grains_t = sa.Table(
+    "folded_grains",
+    metadata,
+    sa.Column("grain", sa.Integer, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("x", sa.Integer, nullable=False),
+)
+folded_servers_t = sa.Table(
+    "folded_servers",
+    metadata,
+    sa.Column("server", sa.String, primary_key=True),
+    sa.Column("acks", sa.Integer, nullable=False),
+    sa.Column("first", sa.Text, nullable=False),
+    sa.Column("last", sa.Text, nullable=False),
+)
+folded_groups_t = sa.Table(
+    "folded_groups",
+    metadata,
+    sa.Column("node", sa.String, primary_key=True),
+    sa.Column("server", sa.String, primary_key=True),
+    sa.Column("outcome", sa.String, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("first", sa.Float),
+    sa.Column("last", sa.Float),
+    sa.Column("first_ack", sa.Float),
+    sa.Column("last_ack", sa.Float),
+)
+folded_writes_t = sa.Table(
+    "folded_writes",
+    metadata,
+    sa.Column("second", sa.Integer, primary_key=True),
+    sa.Column("outcome", sa.String, primary_key=True),
+    sa.Column("bin", sa.Integer, primary_key=True),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("top", sa.Float),
+)
+folded_lag_t = sa.Table(
+    "folded_lag",
+    metadata,
+    sa.Column("second", sa.Integer, primary_key=True),
+    sa.Column("node", sa.String, primary_key=True),
+    sa.Column("worst", sa.Float),
+    sa.Column("unknown", sa.Integer, nullable=False),
+)
+FOLD_GRAIN = 1000
+"""Row ids per folded grain (the verifier's `GRAIN`)."""
+FOLD_BINS_PER_DECADE = 20
+"""Latency bins per factor of ten in `folded_writes` (the report's `BINS_PER_DECADE`)."""
+FOLD_MIN_LATENCY = 1e-6
+"""Latencies below this fall in the lowest bin of `folded_writes` (the report's)."""
 TABLES = {t.name: t for t in metadata.sorted_tables}
 # Insert columns per table (all but the rowid), and the statements the flusher runs.
 COLUMNS = {name: tuple(c.name for c in t.columns if c.name != "id") for name, t in TABLES.items()}

@@ -98,6 +98,10 @@ class Journal:
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             if not readonly:
+                # A new journal returns the pages retention frees to the file system
+                # (checker.journal.compact); only possible before WAL mode and any table.
+                if cur.execute("PRAGMA page_count").fetchone()[0] == 0:
+                    cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 cur.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: durable against a crash of this process, not of the OS.
             cur.execute("PRAGMA synchronous=NORMAL")

@@ -154,6 +154,9 @@ class JournalFacts:
     events_total: int
     verifications: int
     flavor: str | None
+    summarised: dict[str, Any] | None = None
+    """What retention folded (`checker.journal.compact`): the span of summarised writes,
+    their count, and the time before which samples are summarised; None if nothing was."""
 
 
 @dataclass
@@ -306,7 +309,15 @@ def journal_facts(journal: Journal, db: JournalReader, extra: list[float]) -> Jo
         events_total=events_total,
         verifications=db.count("verifications"),
         flavor=_flavor(db),
+        summarised=_summarised(db),
     )
+
+
+def _summarised(db: JournalReader) -> dict[str, Any] | None:
+    f = db.folded
+    if not f.compactions:
+        return None
+    return {"first": f.first, "last": f.last, "attempts": f.total, "samples_before": f.before}
 
 
 def _events(db: JournalReader) -> Iterator[dict[str, Any]]:

@@ -210,9 +210,9 @@ def _verdict(page: Page) -> str:
             "detectors ran. Run <code>checker verify</code> (or pass <code>--verdict</code>) "
             "for a verdict that can be valid.</p>"
         )
-    note = ""
+    note = _summarised_note(page.facts.summarised)
     if page.facts.unjournaled:
-        note = (
+        note += (
             f'<p class="note" id="unjournaled">{page.facts.unjournaled:,} writes were given a '
             "sequence number but their outcome is not in this journal: the checker stopped "
             "before it could record them, or this journal is a copy taken while they were "
@@ -539,3 +539,21 @@ def _verdict_json(page: Page) -> str:
         f'<details><summary>Show</summary><pre class="json">{escape(page.verdict_json)}</pre>'
         "</details></section>"
     )
+
+
+def _summarised_note(summarised: dict[str, Any] | None) -> str:
+    """Which span retention summarised (`checker.journal.compact`), or nothing."""
+    if summarised is None:
+        return ""
+    span = " to ".join(_utc(t) for t in (summarised["first"], summarised["last"]) if t)
+    return (
+        f'<p class="note" id="summarised">Summarised history: {summarised["attempts"]:,} '
+        f"writes ({span or 'no timed writes'}) were verified clean and then folded by "
+        "retention into per-second and per-grain aggregates; reads, lag and bank samples "
+        f"before {_utc(summarised['samples_before'])} likewise. Their counts and plots are "
+        "here; their individual records are not.</p>"
+    )
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

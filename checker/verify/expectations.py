@@ -12,10 +12,11 @@ from typing import Any
 from checker import _logging
 from checker.journal import Journal
 from checker.journal.reader import FETCH_BATCH, JournalReader, Outcomes
+from checker.journal.schema import FOLD_GRAIN
 
 log = _logging.get("checker.verify")  # one logger name for the whole verification
 
-GRAIN = 1000
+GRAIN = FOLD_GRAIN
 """Row ids per cached grain: chunks are whole grains, so the cache serves all but the last."""
 _CACHE_KEY_VERSION = 1
 
@@ -110,7 +111,12 @@ class Expectations:
                     }
             finally:
                 conn.close()
-        if self.loaded is not None and self.loaded < self.upto:
+        self.reset = self.loaded is not None and self.loaded < db.folded.attempt_id
+        if self.reset:
+            # Retention deleted attempts the cache has not seen: the journal's folded grains
+            # (which `JournalReader` adds) are the truth now, so start the grains afresh.
+            self.grains = {}
+        elif self.loaded is not None and self.loaded < self.upto:
             self._catch_up(self.loaded)
 
     def _catch_up(self, covered: int) -> None:
@@ -157,7 +163,7 @@ class Expectations:
         rows = [(g, *self.grains[g]) for g in sorted(self.dirty)]
 
         def write(conn: Any) -> None:
-            if self.loaded is None:
+            if self.loaded is None or self.reset:
                 conn.execute("DELETE FROM grains")
             conn.executemany("INSERT OR REPLACE INTO grains VALUES (?, ?, ?)", rows)
 
@@ -191,9 +197,12 @@ def cached_outcomes(db: JournalReader, journal: Journal) -> Outcomes:
     loaded, value, conn = cache.load("outcomes")
     if conn is not None:
         conn.close()
+    if loaded is not None and loaded < db.folded.attempt_id:
+        # Retention deleted attempts the cache has not counted: the folded totals stand in.
+        value = None
     known: list[Any] = [0, 0, 0, []] if value is None else list(value)
     servers = set(known[3])
-    after = -1 if loaded is None else loaded
+    after = -1 if loaded is None or value is None else loaded
     delta = db.outcomes(after, upto)
     servers |= db.servers(after, upto)
     total = Outcomes(

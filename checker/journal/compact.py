@@ -1,0 +1,342 @@
+"""Retention: fold what a clean verification vouched for into compact aggregates, delete the
+raw rows, and let SQLite reuse the space.
+
+What may be folded. After every verification whose verdict is `valid` the service journals a
+*watermark* (`watermarks`: the verification's start and the highest attempt id journaled
+before it began; every such attempt's row was committed before the verification read the
+primary's horizon, so the chunk pass covered it). A verification with any anomaly or any
+unknown node journals none, and the raw attempts from the lowest one any such verification's
+anomaly names (by writer and seq) onwards are never folded, whatever a later watermark says:
+its evidence (in `verifications`) and the attempts it concerns stay. Compaction
+folds attempts with ids up to the last watermark, but only those older than `cut - margin`
+(`cut`: the watermark's start, and at most `now - keep`), so the reads still journaled find
+the acknowledgements they could have missed; reads, bank, lag and semi-sync samples older than
+`cut` are deleted (lag folded per second first). Nothing newer than `keep` seconds is touched:
+the live detectors keep their window in memory, and a restart needs only the reservations and
+the folded seqs.
+
+What replaces them (`checker.journal.schema`): per grain of row ids, the count and XOR of the
+acknowledged rows' CRC32 text (what the expectations compute: folded grains are
+authoritative); outcome totals with the crash window's synthesized seqs counted as
+indeterminate; per writer the highest folded seq; per server identity its acknowledgements and
+first and last one (split brain); the report's per node/server/outcome summary and per-second
+write and lag aggregates. `JournalReader` adds these to every answer.
+
+Space: each batch is one transaction; deleted pages go to SQLite's free list and are reused by
+later inserts, so the file stops growing at its high-water mark without a VACUUM (which would
+copy the whole journal and block the writers). Journals created by this version use
+`auto_vacuum=INCREMENTAL`, and compaction then returns free pages to the file system with
+`PRAGMA incremental_vacuum`.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import sqlite3
+import time
+import zlib
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from checker import _logging
+from checker.journal.reader import _ATTEMPT_COLUMNS, _ROW_TEXT, _WHEN, ensure_math
+from checker.journal.schema import (
+    FOLD_BINS_PER_DECADE,
+    FOLD_GRAIN,
+    FOLD_MIN_LATENCY,
+    metadata,
+)
+
+if TYPE_CHECKING:
+    from checker.journal.writer import Journal
+
+log = _logging.get("checker.journal")
+
+BATCH = 100_000
+"""Attempts folded per transaction."""
+MARGIN = 300.0
+"""Seconds of attempts kept before the oldest kept read (what a stale read could have missed)."""
+NO_BIN = -(2**31)
+"""`folded_writes.bin` of attempts without a latency (a NULL cannot be part of a key)."""
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What one compaction did."""
+
+    attempts: int
+    samples: int
+    folded_id: int
+    before: float | None
+    seconds: float
+
+
+def compact(
+    journal: Journal | Path,
+    *,
+    keep: float = 3600.0,
+    now: float | None = None,
+    margin: float = MARGIN,
+    batch: int = BATCH,
+) -> Compaction:
+    """Fold and delete what the last watermark allows (module docstring). Safe to run while
+    the checker writes: each batch is one short transaction next to the flusher's. An older
+    journal gets the retention tables first."""
+    started = time.monotonic()
+    now = time.time() if now is None else now
+    path = journal if isinstance(journal, Path) else journal.path
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            metadata.create_all(conn)
+    finally:
+        engine.dispose()
+    db = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+    try:
+        db.execute("PRAGMA busy_timeout=30000")
+        ensure_math(db)
+        mark = db.execute(
+            "SELECT attempt_id, started FROM watermarks ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if mark is None:
+            return Compaction(0, 0, _folded_id(db), None, time.monotonic() - started)
+        cut = min(float(mark[1]), now - keep)
+        upto = min(int(mark[0]), _first_id_at(db, cut - margin) - 1, _pinned(db) - 1)
+        lo = _folded_id(db)
+        folded = 0
+        while lo < upto:
+            hi = min(upto, lo + batch)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                _set_folded(db, None, None)
+                folded += _fold_attempts(db, lo, hi)
+                _set_folded(db, hi, None)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            lo = hi
+        samples = _fold_samples(db, cut)
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
+            db.execute("PRAGMA incremental_vacuum")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        result = Compaction(folded, samples, lo, cut, time.monotonic() - started)
+    finally:
+        db.close()
+    log.info(
+        "journal_compacted",
+        attempts=result.attempts,
+        samples=result.samples,
+        folded_id=result.folded_id,
+        seconds=round(result.seconds, 3),
+    )
+    return result
+
+
+def _folded_id(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT attempt_id FROM folded WHERE id = 1").fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _pinned(db: sqlite3.Connection) -> int:
+    """The lowest raw attempt id an anomaly of any verification names (by writer and seq):
+    it and everything after it stay raw, whatever a later watermark says, so that evidence is
+    never folded (a row lost after a clean verification is still named, with its attempt, by
+    every later one). One past the last attempt if none."""
+    named: set[tuple[str, int]] = set()
+    for (verdict,) in db.execute("SELECT verdict FROM verifications WHERE valid != 'true'"):
+        for anomaly in json.loads(verdict).get("anomalies") or ():
+            if anomaly.get("writer_id") is not None and anomaly.get("seq") is not None:
+                named.add((str(anomaly["writer_id"]), int(anomaly["seq"])))
+    ids = []
+    for key in named:
+        (first,) = db.execute(
+            "SELECT MIN(id) FROM attempts WHERE writer_id = ? AND seq = ?", key
+        ).fetchone()
+        if first is not None:
+            ids.append(int(first))
+    if ids:
+        return min(ids)
+    return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM attempts").fetchone()[0]) + 1
+
+
+def _first_id_at(db: sqlite3.Connection, t: float) -> int:
+    """The lowest attempt id at or after time `t` (ids grow with time, so the scan in id order
+    stops early); one past the last attempt if none."""
+    row = db.execute(
+        f"SELECT id FROM attempts WHERE {_WHEN} >= ? ORDER BY id LIMIT 1", (t,)
+    ).fetchone()
+    if row is not None:
+        return int(row[0])
+    return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM attempts").fetchone()[0]) + 1
+
+
+def _set_folded(db: sqlite3.Connection, attempt_id: int | None, before: float | None) -> None:
+    db.execute(
+        "INSERT INTO folded (id, attempt_id, before, total, ok, failed, compactions) "
+        "VALUES (1, 0, 0, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING"
+    )
+    if attempt_id is not None:
+        db.execute(
+            "UPDATE folded SET attempt_id = ?, compactions = compactions + 1 WHERE id = 1",
+            (attempt_id,),
+        )
+    if before is not None:
+        db.execute("UPDATE folded SET before = MAX(before, ?) WHERE id = 1", (before,))
+
+
+def _fold_attempts(db: sqlite3.Connection, lo: int, hi: int) -> int:
+    """Fold attempts with ids in lo+1..hi into the folded tables and delete them."""
+    span = "FROM attempts WHERE id > ? AND id <= ?"
+    total, ok, failed, first, last = db.execute(
+        "SELECT COUNT(*), TOTAL(outcome = 'ok'), TOTAL(outcome = 'failed'), "
+        f"MIN(CASE WHEN invoke_wall > 0 THEN invoke_wall END), MAX({_WHEN}) {span}",
+        (lo, hi),
+    ).fetchone()
+    if not total:
+        return 0
+    # Per writer: the highest folded seq; reserved seqs below it never journaled are the
+    # crash window's, counted indeterminate (the reader no longer synthesizes them).
+    window = 0
+    for writer, highest, distinct in db.execute(
+        f"SELECT writer_id, MAX(seq), COUNT(DISTINCT seq) {span} GROUP BY writer_id", (lo, hi)
+    ).fetchall():
+        row = db.execute("SELECT seq FROM folded_writers WHERE writer_id = ?", (writer,)).fetchone()
+        before = 0 if row is None else int(row[0])
+        top = max(before, int(highest))
+        window += max(0, top - before - int(distinct))
+        db.execute(
+            "INSERT INTO folded_writers VALUES (?, ?) ON CONFLICT (writer_id) DO UPDATE SET "
+            "seq = MAX(seq, excluded.seq)",
+            (writer, top),
+        )
+    db.execute(
+        "UPDATE folded SET total = total + ?, ok = ok + ?, failed = failed + ?, "
+        "first = MIN(COALESCE(first, ?), COALESCE(?, first)), "
+        "last = MAX(COALESCE(last, ?), COALESCE(?, last)) WHERE id = 1",
+        (int(total) + window, int(ok), int(failed), first, first, last, last),
+    )
+    _fold_grains(db, lo, hi)
+    _fold_servers(db, lo, hi)
+    db.execute(
+        "INSERT INTO folded_groups SELECT COALESCE(node, '?'), COALESCE(server, ''), outcome, "
+        f"COUNT(*), MIN(invoke_wall), MAX({_WHEN}), MIN(complete_wall), MAX(complete_wall) "
+        f"{span} AND invoke_wall > 0 GROUP BY 1, 2, 3 "
+        "ON CONFLICT (node, server, outcome) DO UPDATE SET n = n + excluded.n, "
+        f"first = {_least('first')}, last = {_most('last')}, "
+        f"first_ack = {_least('first_ack')}, last_ack = {_most('last_ack')}",
+        (lo, hi),
+    )
+    db.execute(
+        "INSERT INTO folded_writes SELECT CAST(w AS INTEGER), outcome, "
+        f"COALESCE(CAST(FLOOR(? * LOG10(MAX(lat, ?))) AS INTEGER), {NO_BIN}) AS bin, "
+        f"COUNT(*), MAX(lat) FROM (SELECT outcome, {_WHEN} AS w, "
+        "COALESCE(complete_mono - invoke_mono, complete_wall - invoke_wall) AS lat "
+        f"{span} AND invoke_wall > 0) GROUP BY 1, 2, 3 "
+        "ON CONFLICT (second, outcome, bin) DO UPDATE SET n = n + excluded.n, "
+        f"top = {_most('top')}",
+        (FOLD_BINS_PER_DECADE, FOLD_MIN_LATENCY, lo, hi),
+    )
+    db.execute(f"DELETE {span}", (lo, hi))
+    return int(total)
+
+
+def _least(col: str) -> str:
+    return f"MIN(COALESCE({col}, excluded.{col}), COALESCE(excluded.{col}, {col}))"
+
+
+def _most(col: str) -> str:
+    return f"MAX(COALESCE({col}, excluded.{col}), COALESCE(excluded.{col}, {col}))"
+
+
+def _fold_grains(db: sqlite3.Connection, lo: int, hi: int) -> None:
+    """Count and XOR of the CRC32 row text per grain: exactly `JournalReader.expected`'s."""
+    found: dict[int, list[str]] = {}
+    for grain, text in db.execute(
+        f"SELECT row_id / {FOLD_GRAIN}, {_ROW_TEXT} FROM attempts WHERE id > ? AND id <= ? "
+        "AND outcome = 'ok' AND payload_sha256 IS NOT NULL AND row_id IS NOT NULL",
+        (lo, hi),
+    ):
+        found.setdefault(int(grain), []).append(text)
+    rows = [
+        (g, len(texts), reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), 0))
+        for g, texts in found.items()
+    ]
+    db.executemany(
+        "INSERT INTO folded_grains VALUES (?, ?, ?) ON CONFLICT (grain) DO UPDATE SET "
+        "n = n + excluded.n, x = (x | excluded.x) - (x & excluded.x)",
+        rows,
+    )
+    if rows:
+        low, high = db.execute(
+            "SELECT MIN(row_id), MAX(row_id) FROM attempts WHERE id > ? AND id <= ?", (lo, hi)
+        ).fetchone()
+        db.execute(
+            "UPDATE folded SET row_lo = MIN(COALESCE(row_lo, ?), ?), "
+            "row_hi = MAX(COALESCE(row_hi, ?), ?) WHERE id = 1",
+            (low, low, high, high),
+        )
+
+
+def _fold_servers(db: sqlite3.Connection, lo: int, hi: int) -> None:
+    """Per server identity: acknowledgements, and the first and last one (split brain)."""
+    ok = "FROM attempts WHERE id > ? AND id <= ? AND outcome = 'ok' AND server = ?"
+    for (server,) in db.execute(
+        "SELECT DISTINCT server FROM attempts WHERE id > ? AND id <= ? AND outcome = 'ok' "
+        "AND server IS NOT NULL",
+        (lo, hi),
+    ).fetchall():
+        first = db.execute(
+            f"SELECT MIN(complete_wall), COUNT(*), {_ATTEMPT_COLUMNS} {ok}", (lo, hi, server)
+        ).fetchone()
+        last = db.execute(
+            f"SELECT MAX(complete_wall), {_ATTEMPT_COLUMNS} {ok}", (lo, hi, server)
+        ).fetchone()
+        acks, first_row, last_row = int(first[1]), list(first[2:]), list(last[1:])
+        known = db.execute(
+            "SELECT acks, first, last FROM folded_servers WHERE server = ?", (server,)
+        ).fetchone()
+        if known is not None:
+            acks += int(known[0])
+            old_first, old_last = json.loads(known[1]), json.loads(known[2])
+            if _when(old_first) <= _when(first_row):
+                first_row = old_first
+            if _when(old_last) > _when(last_row):
+                last_row = old_last
+        db.execute(
+            "INSERT OR REPLACE INTO folded_servers VALUES (?, ?, ?, ?)",
+            (server, acks, json.dumps(first_row), json.dumps(last_row)),
+        )
+
+
+def _when(row: list[Any]) -> float:
+    return float(row[5] if row[5] is not None else row[4])
+
+
+def _fold_samples(db: sqlite3.Connection, cut: float) -> int:
+    """Lag per second and node into `folded_lag`; reads, bank, lag and semi-sync samples
+    older than `cut` deleted, one transaction per table."""
+    deleted = 0
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            "INSERT INTO folded_lag SELECT CAST(time AS INTEGER), node, MAX(seconds), "
+            "SUM(seconds IS NULL) FROM lag WHERE time < ? GROUP BY 1, 2 "
+            "ON CONFLICT (second, node) DO UPDATE SET worst = "
+            f"{_most('worst')}, unknown = unknown + excluded.unknown",
+            (cut,),
+        )
+        _set_folded(db, None, cut)
+        deleted += db.execute("DELETE FROM lag WHERE time < ?", (cut,)).rowcount
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    for table in ("reads", "bank", "semi_sync"):
+        deleted += db.execute(f"DELETE FROM {table} WHERE time < ?", (cut,)).rowcount
+    return deleted
