@@ -22,6 +22,7 @@ ranges come from the server's `GROUP BY writer_id, seq HAVING COUNT(*) > 1` thro
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -31,10 +32,12 @@ from checker.core.verdict import Anomaly, Recovery
 
 __all__ = [
     "AttemptIndex",
+    "FoldedGrain",
     "Match",
     "corrupted",
     "duplicated",
     "duplicated_groups",
+    "folded",
     "lost",
     "match_rows",
     "recovered",
@@ -303,3 +306,93 @@ def recovered(match: Match, lookup: Mapping[Key, Attempt]) -> list[Recovery]:
         if a is not None and a.outcome is Outcome.INDETERMINATE and key not in found:
             found[key] = Recovery(match.node, key[0], key[1], row[0])
     return list(found.values())
+
+
+@dataclass(frozen=True)
+class FoldedGrain:
+    """What retention kept of the acknowledged writes whose rows have ids in lo..hi (one grain)
+    once it deleted their attempts: how many (`n`), the XOR of the CRC32 of their row text
+    `id#writer_id#seq#sha256` (`x`), their row ids, and their first and last acknowledgement."""
+
+    lo: int
+    hi: int
+    n: int
+    x: int
+    ids: frozenset[int]
+    first: float | None
+    last: float | None
+
+
+_FOLDED_NOTE = "its attempt was verified, then summarised by retention: only its grain is known"
+
+
+def folded(node: str, rows: Iterable[Row], grains: Iterable[FoldedGrain]) -> list[Anomaly]:
+    """Rows of folded writes (`rows`: the node's rows whose (writer, seq) retention folded, in
+    and around the grains) judged against their grains:
+
+    - `corrupted`: a row whose payload hash differs from its stored checksum (named);
+    - `lost`: a folded row id with no row of a folded write at it (named by row id; the
+      writer, seq and exact acknowledgement were folded, the grain's first and last are given);
+    - `corrupted` for the grain: every folded row id holds a folded write, but the count or
+      the XOR of their row text differs (a row rewritten whole, payload and checksum alike).
+
+    A folded write's row at an id retention did not fold there is left to the duplicate check
+    (another copy of it) and to `lost` (the id it left)."""
+    by_id: dict[int, Row] = {}
+    found: list[Anomaly] = []
+    for row in rows:
+        by_id[row[0]] = row
+        if row[3] != row[4]:
+            found.append(
+                Anomaly(
+                    "corrupted",
+                    node,
+                    row[1],
+                    row[2],
+                    {
+                        "id": row[0],
+                        "mismatch": ["stored_checksum"],
+                        "actual_sha256": row[3],
+                        "stored_sha256": row[4],
+                        "written_sha256": None,
+                        "folded": _FOLDED_NOTE,
+                    },
+                )
+            )
+    bad = {a.evidence["id"] for a in found}
+    for g in grains:
+        acked = {
+            "acked_at": None,
+            "acked_by": None,
+            "acked_via": None,
+            "acked_between": [g.first, g.last],
+            "folded": _FOLDED_NOTE,
+        }
+        missing = sorted(i for i in g.ids if i not in by_id)
+        found.extend(
+            Anomaly("lost", node, None, None, {"row_id": i, "grain": [g.lo, g.hi], **acked})
+            for i in missing
+        )
+        here = [by_id[i] for i in sorted(g.ids) if i in by_id]
+        if missing or bad.intersection(g.ids):
+            continue
+        x = 0
+        for r in here:
+            x ^= zlib.crc32(f"{r[0]}#{r[1]}#{r[2]}#{r[4]}".encode())
+        if (len(here), x) != (g.n, g.x):
+            found.append(
+                Anomaly(
+                    "corrupted",
+                    node,
+                    None,
+                    None,
+                    {
+                        "grain": [g.lo, g.hi],
+                        "mismatch": ["folded_grain"],
+                        "rows": len(here),
+                        "expected_rows": g.n,
+                        "folded": _FOLDED_NOTE,
+                    },
+                )
+            )
+    return found

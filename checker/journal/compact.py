@@ -15,12 +15,20 @@ the acknowledgements they could have missed; reads, bank, lag and semi-sync samp
 the live detectors keep their window in memory, and a restart needs only the reservations and
 the folded seqs.
 
+What is folded: acknowledged attempts with a row id and a payload hash, the bulk of any
+journal. Every other attempt (failed, indeterminate, an acknowledgement without a row id) stays
+raw, so a row found for it later is still judged by its journaled outcome.
+
 What replaces them (`checker.journal.schema`): per grain of row ids, the count and XOR of the
-acknowledged rows' CRC32 text (what the expectations compute: folded grains are
-authoritative); outcome totals with the crash window's synthesized seqs counted as
-indeterminate; per writer the highest folded seq; per server identity its acknowledgements and
-first and last one (split brain); the report's per node/server/outcome summary and per-second
-write and lag aggregates. `JournalReader` adds these to every answer.
+folded rows' CRC32 text (what the expectations compute: folded grains are authoritative), a
+bitmap of their row ids and their first and last acknowledgement; outcome totals with the crash
+window's seqs counted as indeterminate, and those seqs themselves (`folded_window`); per writer
+the highest folded seq; per server identity its acknowledgements and first and last one (split
+brain); the report's per node/server/outcome summary and per-second write and lag aggregates.
+`JournalReader` adds these to every answer. The verifier judges the rows of folded writes
+against their grains as a whole (`checker.core.ledger.folded`): a vanished row is `lost`, named
+by its row id (its writer and seq are no longer journaled); a row rewritten whole makes its
+grain `corrupted`.
 
 Space: each batch is one transaction; deleted pages go to SQLite's free list and are reused by
 later inserts, so the file stops growing at its high-water mark without a VACUUM (which would
@@ -190,43 +198,36 @@ def _set_folded(db: sqlite3.Connection, attempt_id: int | None, before: float | 
         db.execute("UPDATE folded SET before = MAX(before, ?) WHERE id = 1", (before,))
 
 
+_FOLDABLE = "outcome = 'ok' AND row_id IS NOT NULL AND payload_sha256 IS NOT NULL"
+"""The attempts retention folds: acknowledged ones with a row id and a payload hash, which a
+folded grain can stand for. Every other attempt (failed, indeterminate, an acknowledgement
+without a row id) stays raw: the verifier still needs it to judge a row it finds."""
+
+
 def _fold_attempts(db: sqlite3.Connection, lo: int, hi: int) -> int:
-    """Fold attempts with ids in lo+1..hi into the folded tables and delete them."""
+    """Fold the foldable attempts with ids in lo+1..hi into the folded tables and delete them."""
     span = "FROM attempts WHERE id > ? AND id <= ?"
-    total, ok, failed, first, last = db.execute(
-        "SELECT COUNT(*), TOTAL(outcome = 'ok'), TOTAL(outcome = 'failed'), "
-        f"MIN(CASE WHEN invoke_wall > 0 THEN invoke_wall END), MAX({_WHEN}) {span}",
+    fold = f"{span} AND {_FOLDABLE}"
+    ok, first, last = db.execute(
+        f"SELECT COUNT(*), MIN(CASE WHEN invoke_wall > 0 THEN invoke_wall END), MAX({_WHEN}) "
+        f"{fold}",
         (lo, hi),
     ).fetchone()
-    if not total:
+    window = _fold_writers(db, lo, hi)
+    if not ok and not window:
         return 0
-    # Per writer: the highest folded seq; reserved seqs below it never journaled are the
-    # crash window's, counted indeterminate (the reader no longer synthesizes them).
-    window = 0
-    for writer, highest, distinct in db.execute(
-        f"SELECT writer_id, MAX(seq), COUNT(DISTINCT seq) {span} GROUP BY writer_id", (lo, hi)
-    ).fetchall():
-        row = db.execute("SELECT seq FROM folded_writers WHERE writer_id = ?", (writer,)).fetchone()
-        before = 0 if row is None else int(row[0])
-        top = max(before, int(highest))
-        window += max(0, top - before - int(distinct))
-        db.execute(
-            "INSERT INTO folded_writers VALUES (?, ?) ON CONFLICT (writer_id) DO UPDATE SET "
-            "seq = MAX(seq, excluded.seq)",
-            (writer, top),
-        )
     db.execute(
-        "UPDATE folded SET total = total + ?, ok = ok + ?, failed = failed + ?, "
+        "UPDATE folded SET total = total + ?, ok = ok + ?, "
         "first = MIN(COALESCE(first, ?), COALESCE(?, first)), "
         "last = MAX(COALESCE(last, ?), COALESCE(?, last)) WHERE id = 1",
-        (int(total) + window, int(ok), int(failed), first, first, last, last),
+        (int(ok) + window, int(ok), first, first, last, last),
     )
     _fold_grains(db, lo, hi)
     _fold_servers(db, lo, hi)
     db.execute(
         "INSERT INTO folded_groups SELECT COALESCE(node, '?'), COALESCE(server, ''), outcome, "
         f"COUNT(*), MIN(invoke_wall), MAX({_WHEN}), MIN(complete_wall), MAX(complete_wall) "
-        f"{span} AND invoke_wall > 0 GROUP BY 1, 2, 3 "
+        f"{fold} AND invoke_wall > 0 GROUP BY 1, 2, 3 "
         "ON CONFLICT (node, server, outcome) DO UPDATE SET n = n + excluded.n, "
         f"first = {_least('first')}, last = {_most('last')}, "
         f"first_ack = {_least('first_ack')}, last_ack = {_most('last_ack')}",
@@ -237,13 +238,45 @@ def _fold_attempts(db: sqlite3.Connection, lo: int, hi: int) -> int:
         f"COALESCE(CAST(FLOOR(? * LOG10(MAX(lat, ?))) AS INTEGER), {NO_BIN}) AS bin, "
         f"COUNT(*), MAX(lat) FROM (SELECT outcome, {_WHEN} AS w, "
         "COALESCE(complete_mono - invoke_mono, complete_wall - invoke_wall) AS lat "
-        f"{span} AND invoke_wall > 0) GROUP BY 1, 2, 3 "
+        f"{fold} AND invoke_wall > 0) GROUP BY 1, 2, 3 "
         "ON CONFLICT (second, outcome, bin) DO UPDATE SET n = n + excluded.n, "
         f"top = {_most('top')}",
         (FOLD_BINS_PER_DECADE, FOLD_MIN_LATENCY, lo, hi),
     )
-    db.execute(f"DELETE {span}", (lo, hi))
-    return int(total)
+    db.execute(f"DELETE {fold}", (lo, hi))
+    return int(ok)
+
+
+def _fold_writers(db: sqlite3.Connection, lo: int, hi: int) -> int:
+    """Per writer of attempts lo+1..hi: raise its highest folded seq to the span's highest, and
+    record the seqs below it that no attempt anywhere has (reserved, never journaled: the crash
+    window) in `folded_window`, so that a row found for one is still judged a recovered
+    indeterminate write, not a folded acknowledged one. Returns how many were recorded."""
+    window = 0
+    for writer, highest in db.execute(
+        "SELECT writer_id, MAX(seq) FROM attempts WHERE id > ? AND id <= ? GROUP BY writer_id",
+        (lo, hi),
+    ).fetchall():
+        row = db.execute("SELECT seq FROM folded_writers WHERE writer_id = ?", (writer,)).fetchone()
+        before = 0 if row is None else int(row[0])
+        top = max(before, int(highest))
+        if top > before:
+            seen = {
+                int(s)
+                for (s,) in db.execute(
+                    "SELECT seq FROM attempts WHERE writer_id = ? AND seq > ? AND seq <= ?",
+                    (writer, before, top),
+                )
+            }
+            missing = [(writer, s) for s in range(before + 1, top + 1) if s not in seen]
+            db.executemany("INSERT OR IGNORE INTO folded_window VALUES (?, ?)", missing)
+            window += len(missing)
+        db.execute(
+            "INSERT INTO folded_writers VALUES (?, ?) ON CONFLICT (writer_id) DO UPDATE SET "
+            "seq = MAX(seq, excluded.seq)",
+            (writer, top),
+        )
+    return window
 
 
 def _least(col: str) -> str:
@@ -255,26 +288,43 @@ def _most(col: str) -> str:
 
 
 def _fold_grains(db: sqlite3.Connection, lo: int, hi: int) -> None:
-    """Count and XOR of the CRC32 row text per grain: exactly `JournalReader.expected`'s."""
-    found: dict[int, list[str]] = {}
-    for grain, text in db.execute(
-        f"SELECT row_id / {FOLD_GRAIN}, {_ROW_TEXT} FROM attempts WHERE id > ? AND id <= ? "
-        "AND outcome = 'ok' AND payload_sha256 IS NOT NULL AND row_id IS NOT NULL",
+    """Per grain: count and XOR of the CRC32 row text (exactly `JournalReader.expected`'s), a
+    bitmap of the row ids, and the first and last acknowledgement."""
+    found: dict[int, tuple[list[str], list[int], list[float]]] = {}
+    for row_id, text, acked in db.execute(
+        f"SELECT row_id, {_ROW_TEXT}, complete_wall FROM attempts WHERE id > ? AND id <= ? "
+        f"AND {_FOLDABLE}",
         (lo, hi),
     ):
-        found.setdefault(int(grain), []).append(text)
-    rows = [
-        (g, len(texts), reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), 0))
-        for g, texts in found.items()
-    ]
-    db.executemany(
-        "INSERT INTO folded_grains VALUES (?, ?, ?) ON CONFLICT (grain) DO UPDATE SET "
-        "n = n + excluded.n, x = (x | excluded.x) - (x & excluded.x)",
-        rows,
-    )
-    if rows:
+        texts, ids, times = found.setdefault(int(row_id) // FOLD_GRAIN, ([], [], []))
+        texts.append(text)
+        ids.append(int(row_id) % FOLD_GRAIN)
+        if acked is not None:
+            times.append(float(acked))
+    for g, (texts, ids, times) in found.items():
+        x = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), 0)
+        known = db.execute(
+            "SELECT n, x, ids, first, last FROM folded_grains WHERE grain = ?", (g,)
+        ).fetchone()
+        bits = bytearray(known[2]) if known is not None else bytearray(FOLD_GRAIN // 8)
+        for i in ids:
+            bits[i // 8] |= 1 << (i % 8)
+        first = min(times, default=None)
+        last = max(times, default=None)
+        n = len(texts)
+        if known is not None:
+            n, x = n + int(known[0]), x ^ int(known[1])
+            first = min((t for t in (first, known[3]) if t is not None), default=None)
+            last = max((t for t in (last, known[4]) if t is not None), default=None)
+        db.execute(
+            "INSERT OR REPLACE INTO folded_grains VALUES (?, ?, ?, ?, ?, ?)",
+            (g, n, x, bytes(bits), first, last),
+        )
+    if found:
         low, high = db.execute(
-            "SELECT MIN(row_id), MAX(row_id) FROM attempts WHERE id > ? AND id <= ?", (lo, hi)
+            "SELECT MIN(row_id), MAX(row_id) FROM attempts "
+            f"WHERE id > ? AND id <= ? AND {_FOLDABLE}",
+            (lo, hi),
         ).fetchone()
         db.execute(
             "UPDATE folded SET row_lo = MIN(COALESCE(row_lo, ?), ?), "
@@ -285,9 +335,9 @@ def _fold_grains(db: sqlite3.Connection, lo: int, hi: int) -> None:
 
 def _fold_servers(db: sqlite3.Connection, lo: int, hi: int) -> None:
     """Per server identity: acknowledgements, and the first and last one (split brain)."""
-    ok = "FROM attempts WHERE id > ? AND id <= ? AND outcome = 'ok' AND server = ?"
+    ok = f"FROM attempts WHERE id > ? AND id <= ? AND {_FOLDABLE} AND server = ?"
     for (server,) in db.execute(
-        "SELECT DISTINCT server FROM attempts WHERE id > ? AND id <= ? AND outcome = 'ok' "
+        f"SELECT DISTINCT server FROM attempts WHERE id > ? AND id <= ? AND {_FOLDABLE} "
         "AND server IS NOT NULL",
         (lo, hi),
     ).fetchall():

@@ -30,6 +30,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from checker.core.history import Attempt, BankObservation, Key, Outcome, Read
+from checker.core.ledger import FoldedGrain
 from checker.core.semisync import Sample
 from checker.core.verdict import Counts
 from checker.errors import JournalError
@@ -42,9 +43,11 @@ __all__ = [
     "FETCH_BATCH",
     "LOOKUP_BATCH",
     "AttemptGroup",
+    "FoldedGrain",
     "JournalReader",
     "Outcomes",
     "attempt",
+    "is_folded",
     "load_samples",
     "unjournaled",
 ]
@@ -158,6 +161,7 @@ class JournalReader:
         }
         self.folded = _NOTHING_FOLDED
         self.folded_seq: dict[str, int] = {}
+        self.folded_window: set[Key] = set()
         try:
             row = self.db.execute(
                 "SELECT attempt_id, before, total, ok, failed, first, last, row_lo, row_hi, "
@@ -167,6 +171,9 @@ class JournalReader:
                 self.folded = Folded(*row)
                 self.folded_seq = {
                     str(w): int(s) for w, s in self.db.execute("SELECT * FROM folded_writers")
+                }
+                self.folded_window = {
+                    (str(w), int(s)) for w, s in self.db.execute("SELECT * FROM folded_window")
                 }
         except sqlite3.OperationalError:  # an older journal opened read-only: nothing folded
             pass
@@ -183,6 +190,27 @@ class JournalReader:
             (int(g), int(n), int(x))
             for g, n, x in self._folded_rows(
                 "SELECT grain, n, x FROM folded_grains WHERE grain BETWEEN ? AND ?",
+                (lo // FOLD_GRAIN, hi // FOLD_GRAIN),
+            )
+        ]
+
+    def folded_grains(self, lo: int, hi: int) -> list[FoldedGrain]:
+        """The folded grains overlapping row ids lo..hi, whole, in row id order."""
+        return [
+            FoldedGrain(
+                lo=int(g) * FOLD_GRAIN,
+                hi=int(g) * FOLD_GRAIN + FOLD_GRAIN - 1,
+                n=int(n),
+                x=int(x),
+                ids=frozenset(
+                    int(g) * FOLD_GRAIN + i for i in range(FOLD_GRAIN) if ids[i // 8] >> (i % 8) & 1
+                ),
+                first=first,
+                last=last,
+            )
+            for g, n, x, ids, first, last in self._folded_rows(
+                "SELECT grain, n, x, ids, first, last FROM folded_grains "
+                "WHERE grain BETWEEN ? AND ? ORDER BY grain",
                 (lo // FOLD_GRAIN, hi // FOLD_GRAIN),
             )
         ]
@@ -268,10 +296,13 @@ class JournalReader:
                     found[(r[0], r[1])] = attempt(r)
             upto = self.reserved.get(writer, 0)
             folded = self.folded_seq.get(writer, 0)
+            window = self.folded_window
             for seq in ordered:
-                if (writer, seq) not in found and 1 <= seq <= folded:
+                if (writer, seq) in found or seq < 1:
+                    continue
+                if seq <= folded and (writer, seq) not in window:
                     found[(writer, seq)] = _folded(writer, seq)
-                elif (writer, seq) not in found and 1 <= seq <= upto:
+                elif seq <= max(upto, folded):
                     found[(writer, seq)] = unjournaled(writer, seq)
         return found
 
@@ -656,9 +687,16 @@ _FOLDED = "folded: verified clean, then summarised by retention (checker.journal
 
 
 def _folded(writer_id: str, seq: int) -> Attempt:
-    """The attempt a folded seq stands for: its record was deleted once a clean verification
-    had vouched for it, so its payload is unknown (a row for it is not unexpected)."""
+    """The attempt a folded seq stands for: an acknowledged write whose record was deleted once
+    a clean verification had vouched for it. Its payload and row id are unknown here: its row is
+    judged against its folded grain (`folded_grains`, `checker.core.ledger.folded`), and for
+    anything else it counts as a write whose row may exist (never unexpected)."""
     return Attempt(writer_id, seq, None, Outcome.INDETERMINATE, 0.0, error=_FOLDED)
+
+
+def is_folded(a: Attempt) -> bool:
+    """Whether `a` stands for a folded acknowledged write (`lookup`), not a journaled attempt."""
+    return a.error is _FOLDED and a.payload_sha256 is None
 
 
 def _window(writer_id: str, after: int, upto: int) -> Iterator[Attempt]:

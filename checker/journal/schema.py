@@ -10,7 +10,9 @@ Retention (`checker.journal.compact`) adds, to new and older journals alike (`cr
 folded history that replaces deleted raw rows: `folded` (one row: how far attempts and samples
 were folded, and the folded attempts' outcome totals, crash window included), `folded_writers`
 (per writer, the highest folded seq), `folded_grains` (per `FOLD_GRAIN` row ids: count and XOR
-of the acknowledged rows' CRC32 text, as the expectations compute it), `folded_servers` (per
+of the acknowledged rows' CRC32 text, as the expectations compute it, a bitmap of their row ids
+and their first and last acknowledgement), `folded_window` (the crash window's seqs among the
+folded ones: reserved, never journaled), `folded_servers` (per
 server identity: acknowledgements, first and last), `folded_groups` (the report's per node,
 server and outcome summary), `folded_writes` and `folded_lag` (the report's per-second
 aggregates).
@@ -154,6 +156,15 @@ folded_grains_t = sa.Table(
     sa.Column("grain", sa.Integer, primary_key=True),
     sa.Column("n", sa.Integer, nullable=False),
     sa.Column("x", sa.Integer, nullable=False),
+    sa.Column("ids", sa.LargeBinary, nullable=False),
+    sa.Column("first", sa.Float),
+    sa.Column("last", sa.Float),
+)
+folded_window_t = sa.Table(
+    "folded_window",
+    metadata,
+    sa.Column("writer_id", sa.String, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
 )
 folded_servers_t = sa.Table(
     "folded_servers",

@@ -18,7 +18,7 @@ from checker.core.history import Attempt, Key, Row
 from checker.core.verdict import Anomaly, Failure, NodeVerdict, Validity
 from checker.errors import DatabaseError, VerifyError
 from checker.journal import Journal
-from checker.journal.reader import LOOKUP_BATCH, JournalReader
+from checker.journal.reader import LOOKUP_BATCH, JournalReader, is_folded
 from checker.verify.expectations import GRAIN, Expectations
 from checker.verify.model import LiveRun, NodeReport, Options, Target
 from checker.verify.node import Aggregate, Node
@@ -306,10 +306,15 @@ class Run:
     ) -> None:
         """Bisect a differing range server-side until it is small enough to fetch."""
         self.drilled += 1
-        if rows <= self.options.fetch_rows or lo == hi:
+        one_grain = lo // GRAIN == hi // GRAIN
+        if rows <= self.options.fetch_rows or lo == hi or (one_grain and self._folded(lo, hi)):
             self.leaf(lo, hi, journal_differs, differing)
             return
+        # Halves split at a grain boundary where the range spans several, so that a leaf holds
+        # whole grains: a folded grain (retention) is judged only as a whole.
         mid = lo + (hi - lo) // 2
+        if not one_grain:
+            mid = max(lo + GRAIN - lo % GRAIN, mid - mid % GRAIN) - 1
         involved = [self.primary, *(self.nodes[n] for n in differing if self.nodes[n].ok)]
         for a, b in ((lo, mid), (mid + 1, hi)):
             aggs = self.aggregates(a, b, involved, journal=journal_differs)
@@ -328,6 +333,14 @@ class Run:
         for writer, seq in _odd_keys([primary_rows], expected):
             self.suspects.setdefault(writer, set()).add(seq)
         if journal_differs:
+            # Rows of writes retention folded are judged against their grains, not as
+            # recovered indeterminate writes; every other row by the journal's attempts.
+            folded = [r for r in primary_rows if _is_folded(lookup, r)]
+            if folded or self._folded(lo, hi):
+                primary_rows = [r for r in primary_rows if not _is_folded(lookup, r)]
+                self.anomalies.extend(
+                    ledger.folded(self.primary.name, folded, self.db.folded_grains(lo, hi))
+                )
             self.checks.append(
                 check_chunk(self.primary.name, primary_rows, expected, lookup, lo=lo, hi=hi)
             )
@@ -342,6 +355,11 @@ class Run:
                     name, reference, rows, self._mine(rows), expected, lookup, lo, hi
                 )
             )
+
+    def _folded(self, lo: int, hi: int) -> bool:
+        """Whether retention folded any acknowledged row id in lo..hi."""
+        f = self.db.folded
+        return f.row_lo is not None and f.row_hi is not None and lo <= f.row_hi and f.row_lo <= hi
 
     def _settled_rows(
         self, name: str, lo: int, hi: int, first: tuple[list[Row], list[Row]]
@@ -590,6 +608,11 @@ def _odd_keys(row_sets: Iterable[Sequence[Row]], expected: Sequence[Attempt]) ->
             if claims.get(r[0], 0) != 1 or at.get(r[0]) != (r[1], r[2]):
                 keys.add((r[1], r[2]))
     return keys
+
+
+def _is_folded(lookup: Mapping[Key, Attempt], row: Row) -> bool:
+    a = lookup.get((row[1], row[2]))
+    return a is not None and is_folded(a)
 
 
 def _anomaly_ids(a: Anomaly) -> set[int]:

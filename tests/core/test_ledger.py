@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from checker.core import ledger
 from checker.core.history import History, NodeState, Row, partition
 from checker.core.notation import payload_hash, scenario
@@ -184,3 +186,44 @@ def test_damaged_checksum_column_alone_is_corrupted() -> None:
     found, _ = _run(h, damaged)
     assert _only(found) == {"corrupted": 1}
     assert found["corrupted"][0].evidence["mismatch"] == ["stored_checksum"]
+
+
+def _grain(rows: list[Row]) -> ledger.FoldedGrain:
+    """The folded grain of `rows` as retention writes it (from the journal's attempts)."""
+    x = 0
+    for r in rows:
+        x ^= zlib.crc32(f"{r.id}#{r.writer_id}#{r.seq}#{r.payload_sha256}".encode())
+    return ledger.FoldedGrain(0, 999, len(rows), x, frozenset(r.id for r in rows), 10.0, 20.0)
+
+
+def _folded_rows() -> list[Row]:
+    return [Row(i, "w", i, payload_hash(f"w:{i}"), payload_hash(f"w:{i}")) for i in range(1, 6)]
+
+
+def test_folded_rows_matching_their_grain_are_clean() -> None:
+    rows = _folded_rows()
+    assert ledger.folded("mysql-0", rows, [_grain(rows)]) == []
+
+
+def test_a_folded_row_gone_is_lost_by_row_id() -> None:
+    rows = _folded_rows()
+    (lost,) = ledger.folded("mysql-0", rows[:2] + rows[3:], [_grain(rows)])
+    assert (lost.type, lost.writer_id, lost.seq) == ("lost", None, None)
+    assert lost.evidence["row_id"] == 3 and lost.evidence["acked_between"] == [10.0, 20.0]
+
+
+def test_a_folded_row_with_a_broken_checksum_is_corrupted_by_name() -> None:
+    rows = _folded_rows()
+    broken = [*rows[:1], rows[1]._replace(payload_sha256=payload_hash("other")), *rows[2:]]
+    (found,) = ledger.folded("mysql-0", broken, [_grain(rows)])
+    assert (found.type, found.writer_id, found.seq) == ("corrupted", "w", 2)
+    assert found.evidence["mismatch"] == ["stored_checksum"]
+
+
+def test_a_folded_row_rewritten_whole_corrupts_its_grain() -> None:
+    rows = _folded_rows()
+    other = payload_hash("rewritten")
+    rewritten = [*rows[:1], rows[1]._replace(payload_sha256=other, checksum=other), *rows[2:]]
+    (found,) = ledger.folded("mysql-0", rewritten, [_grain(rows)])
+    assert (found.type, found.writer_id) == ("corrupted", None)
+    assert found.evidence["grain"] == [0, 999] and found.evidence["mismatch"] == ["folded_grain"]

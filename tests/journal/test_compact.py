@@ -12,6 +12,7 @@ from typing import Any
 
 from checker.core.history import Attempt, Outcome, Read
 from checker.journal import Journal, JournalReader
+from checker.journal.reader import is_folded
 from checker.journal.compact import compact
 
 T0 = time.time() - 7200
@@ -82,7 +83,17 @@ def test_reader_answers_are_the_same_after_compaction(tmp_path: Path) -> None:
     with JournalReader(j) as r:
         assert r.count("attempts") < last - 2000
         assert r.count("reads") < 600
-        assert r.lookup([("b", 6)])[("b", 6)].outcome is Outcome.INDETERMINATE
+        window = r.lookup([("b", 6)])[("b", 6)]
+        assert window.outcome is Outcome.INDETERMINATE and "stopped before" in str(window.error)
+        assert r.folded_window == {("b", 5), ("b", 6), ("b", 7)}
+        # Only acknowledged attempts are folded: a failed one stays raw, to judge its row.
+        failed = r.lookup([("a", 10)])[("a", 10)]
+        assert failed.outcome is Outcome.FAILED and failed.invoke_wall == T0 + 10
+        assert not is_folded(failed) and is_folded(r.lookup([("a", 11)])[("a", 11)])
+        # Each grain knows which row ids it folded.
+        grains = r.folded_grains(0, rows)
+        assert sum(len(g.ids) for g in grains) == sum(g.n for g in grains) == done.attempts
+        assert all(g.lo <= i <= g.hi for g in grains for i in g.ids)
     j.close()
 
 

@@ -199,3 +199,63 @@ def test_an_anomaly_found_before_compaction_stays_with_its_raw_attempt(
         finally:
             marks = ", ".join(["%s"] * len(row))
             root(lab, "mysql-0", f"INSERT INTO ledger VALUES ({marks})", args=row)
+
+
+def test_a_folded_row_deleted_or_rewritten_later_is_found(lab: Lab, tmp_path: Path) -> None:
+    """After retention folded verified writes, a row deleted on the primary is `lost` (named by
+    its row id) and a row rewritten whole (payload and checksum) makes its grain `corrupted`;
+    folded rows are never counted as recovered writes. Restored, the verdict is VALID again."""
+    import hashlib
+
+    from checker.journal import JournalReader
+    from checker.journal.compact import compact
+    from tests.verify._support import root
+
+    path = tmp_path / "j.sqlite"
+    with running(lab, path, http=False) as (service, _url):
+        wait_writes(service, 300, timeout=60)
+        assert service.verify().valid.json is True
+        service.journal.flush()
+        with service.journal_lock:
+            done = compact(service.journal, keep=0, margin=0)
+        assert done.attempts >= 300
+        with JournalReader(service.journal) as db:
+            assert db.folded.row_lo is not None and db.folded.row_hi is not None
+            grain = max(db.folded_grains(db.folded.row_lo, db.folded.row_hi), key=lambda g: g.n)
+        victim = sorted(grain.ids)[len(grain.ids) // 2]
+        (row,) = root(lab, "mysql-0", "SELECT * FROM ledger WHERE id = %s", args=(victim,))
+        marks = ", ".join(["%s"] * len(row))
+
+        def found(kind: str) -> list[Any]:
+            verdict = service.verify()
+            assert verdict.counts.recovered == 0, verdict.to_dict()["counts"]
+            return [a for a in verdict.anomalies if a.type == kind]
+
+        root(lab, "mysql-0", "DELETE FROM ledger WHERE id = %s", args=(victim,))
+        try:
+            lost = [a for a in found("lost") if a.evidence.get("folded")]
+            assert [a.evidence["row_id"] for a in lost] == [victim]
+            assert lost[0].evidence["grain"] == [grain.lo, grain.hi]
+        finally:
+            root(lab, "mysql-0", f"INSERT INTO ledger VALUES ({marks})", args=row)
+        payload = b"rewritten after retention"
+        root(
+            lab,
+            "mysql-0",
+            "UPDATE ledger SET payload = %s, checksum = %s WHERE id = %s",
+            args=(payload, hashlib.sha256(payload).hexdigest(), victim),
+        )
+        try:
+            (rewritten,) = [a for a in found("corrupted") if a.evidence.get("folded")]
+            assert rewritten.evidence["grain"] == [grain.lo, grain.hi]
+            assert rewritten.evidence["mismatch"] == ["folded_grain"]
+        finally:
+            root(
+                lab,
+                "mysql-0",
+                "UPDATE ledger SET payload = %s, checksum = %s WHERE id = %s",
+                args=(row[3], row[4], victim),
+            )
+        again = service.verify()
+        assert again.valid.json is True, again.to_dict()
+        assert again.counts.recovered == 0
