@@ -9,7 +9,9 @@ verification journals one (`Service.verify`: the last attempt id at its start; h
 is checked, the watermark is *marked*, not earned), then `compact(keep=3600, now=<simulated
 time>)`. Reported per simulated day: the journal's bytes (with its WAL), the raw rows left, and
 the process' RSS; `used_MiB` is the journal's pages in use (the file less its free list),
-`folded_*` the rows of the retention tables. `--minutes M`: stop after M minutes of wall time
+`folded_*` the rows of the retention tables. `--failed-per-hour`: writes that fail each simulated
+hour (one burst, half failed, half indeterminate; default 60): retention keeps them raw.
+`--minutes M`: stop after M minutes of wall time
 (reporting the last simulated hour reached). `--reads`: reads journaled per second (4
 readers, one per endpoint, reading 4 writers every 0.2 s: 80/s); lag: one sample per replica
 (2) per second. Records go to `Journal.record` as the very rows `record_attempt`/`record_read`
@@ -53,6 +55,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--rate", type=int, default=50, help="writes per second")
     p.add_argument("--reads", type=int, default=80, help="reads journaled per second")
     p.add_argument("--writers", type=int, default=4)
+    p.add_argument(
+        "--failed-per-hour",
+        type=int,
+        default=60,
+        help="writes per simulated hour that fail (half failed, half indeterminate): they stay raw",
+    )
     p.add_argument("--no-retention", action="store_true")
     p.add_argument("--dir", default=None)
     p.add_argument(
@@ -81,6 +89,10 @@ def main(argv: list[str]) -> int:
     )
     hours = int(a.days * 24)
     ok = Outcome.OK.value
+    # One burst of non-acknowledged writes per simulated hour (a fault every hour, far more
+    # than a game day schedule): retention keeps them raw.
+    burst = range(HOUR // 2, HOUR // 2 + max(0, a.failed_per_hour) // max(1, a.rate) + 1)
+    bad = (Outcome.FAILED.value, Outcome.INDETERMINATE.value)
     flush_every = 600  # simulated seconds per flush: ~80,000 rows, the writer's batch * 4
     for hour in range(hours):
         base = t0 + hour * HOUR
@@ -88,26 +100,28 @@ def main(argv: list[str]) -> int:
             now = base + second
             # The rows `Journal.record_attempt`/`record_read` build from an Attempt/Read, given
             # to `Journal.record` directly: one dict per record, no intermediate object.
+            failing = a.failed_per_hour - (second - burst[0]) * a.rate if second in burst else 0
             for k in range(a.rate):
                 w = writers[k % a.writers]
                 seqs[w] += 1
-                row += 1
                 t = now + k / a.rate
+                outcome = bad[k % 2] if k < failing else ok
+                row += outcome == ok
                 j.record(
                     "attempts",
                     {
                         "writer_id": w,
                         "seq": seqs[w],
                         "payload_sha256": digest,
-                        "outcome": ok,
+                        "outcome": outcome,
                         "invoke_wall": t,
                         "complete_wall": t + 0.004,
                         "invoke_mono": t,
                         "complete_mono": t + 0.004,
                         "server": "srv-1",
                         "node": "mysql-0",
-                        "row_id": row,
-                        "error": None,
+                        "row_id": row if outcome == ok else None,
+                        "error": None if outcome == ok else "bench: a fault",
                     },
                 )
             for k in range(a.reads):
