@@ -12,8 +12,8 @@ from typing import Any
 
 from checker.core.history import Attempt, Outcome, Read
 from checker.journal import Journal, JournalReader
-from checker.journal.reader import is_folded
 from checker.journal.compact import compact
+from checker.journal.reader import is_folded
 
 T0 = time.time() - 7200
 
