@@ -14,6 +14,10 @@ attempts invoked now), and times, alternately in the same run:
   its lower bound computed each time (the journal bisection included);
 - a bare chunked checksum pass over the incremental pass's id range only.
 
+`--compact`: after the watermark pass, fold what it vouched for as the retention job would (a
+watermark, then `checker.journal.compact`), so that every timed pass runs on a compacted journal:
+the fill's attempts folded into grains, only the appended ones raw.
+
 Wall time, the three mysqld processes' CPU and this process' CPU are reported (medians), with
 the passes' phases, so that what an incremental cycle still pays per journal (the journal's own
 checks, the counts) is seen apart from what it pays per new row. Exit 1 if an incremental pass
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import statistics
 import time
 from pathlib import Path
@@ -32,7 +37,8 @@ from typing import Any
 from bench import _ledger_fill
 from bench._lab import bench_lab
 from bench.verify import _caught_up, _checksum, _connections, _Cpu, _range_of, bare_pass
-from checker.journal import Journal
+from checker.journal import Journal, JournalReader
+from checker.journal.compact import compact
 from checker.lab.topology import Lab
 from checker.settings import build
 from checker.verify import Options, target_from_settings, verify
@@ -73,6 +79,42 @@ def _append(lab: Lab, journal_path: Path, n: int, writers: int) -> int:
     return start
 
 
+def _journal_mib(path: Path) -> str:
+    """The journal's file (with its WAL) and its pages in use (the file less its free list)."""
+    size = sum(p.stat().st_size for p in path.parent.glob(f"{path.name}*")) / 2**20
+    db = sqlite3.connect(str(path))
+    try:
+        pages, free, page = (
+            int(db.execute(f"PRAGMA {p}").fetchone()[0])
+            for p in ("page_count", "freelist_count", "page_size")
+        )
+    finally:
+        db.close()
+    return f"{size:,.1f} MiB ({(pages - free) * page / 2**20:,.1f} MiB in use)"
+
+
+def _compact(path: Path, vouched: int, started: float) -> None:
+    """What `Service.verify` and the retention job do after a clean full pass: a watermark
+    (the highest attempt id journaled before the pass began), then `compact` of everything it
+    vouched for (keep 0, margin 0: the fill's attempts are all older than the pass)."""
+    before = _journal_mib(path)
+    compact(path)  # an older journal gets the retention tables first; no watermark yet: no-op
+    db = sqlite3.connect(str(path))
+    try:
+        with db:
+            db.execute(
+                "INSERT INTO watermarks (started, attempt_id) VALUES (?, ?)", (started, vouched)
+            )
+    finally:
+        db.close()
+    done = compact(path, keep=0.0, margin=0.0)
+    print(
+        f"compacted: {done.attempts:,} attempts folded in {done.seconds:.1f} s; journal "
+        f"{before} -> {_journal_mib(path)} (no VACUUM: later inserts reuse the freed pages)",
+        flush=True,
+    )
+
+
 def _parse(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench verify_incremental", description=__doc__.split("\n")[0]
@@ -84,6 +126,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=3, help="timed rounds (medians are reported)")
     p.add_argument("--buffer-pool-mb", type=int, default=2048)
     p.add_argument("--writers", type=int, default=8)
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="after the watermark pass, fold what it vouched for (retention) before appending",
+    )
     return p.parse_args(argv)
 
 
@@ -115,10 +162,14 @@ def _run(args: argparse.Namespace, lab: Lab) -> int:
     j = Journal.open_readonly(path)
     try:
         bare_pass(conns, parallel=True)  # buffer pools warm, untimed
+        with JournalReader(j) as db:
+            vouched = db.last_attempt_id()
         started = time.time()
         sample, info = cpu.measure(lambda: _verify(lab, j, None))
         print(f"watermark, a full pass (cold on a new fill): {info}, {sample[0]:.1f} s", flush=True)
         watermark = Pass(FULL, info["range"], started, time.time(), True, True)
+        if args.compact:
+            _compact(path, vouched, started)
         t = time.monotonic()
         first_new = _append(lab, path, args.new, args.writers)
         print(
