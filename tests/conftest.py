@@ -79,11 +79,15 @@ def _lab_server_flavor() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that needs a server `lab`; skip `mariadb_only` tests on a MySQL lab."""
+    """Mark every test that needs a server `lab` (and put it in the `lab` xdist group); skip `mariadb_only` tests on a MySQL lab."""
     flavor: str | None = None
     for item in items:
         if _needs_a_server(item):
             item.add_marker(pytest.mark.lab)
+            # `make test` runs on two workers with `--dist loadgroup`: every lab test in one
+            # worker, in order (a module's lab is started once, and two labs never compete),
+            # while the other worker takes the tests that need no server.
+            item.add_marker(pytest.mark.xdist_group("lab"))
         only = item.get_closest_marker("mariadb_only")
         if only is None:
             continue
