@@ -437,8 +437,9 @@ class Service:
                 "verdict": json.dumps({**merged.to_dict(), "verification": section}),
             },
         )
-        if merged.valid is Validity.VALID:
-            # What retention may fold (checker.journal.compact); never after any finding.
+        if merged.valid is not Validity.UNKNOWN:
+            # What retention may fold (checker.journal.compact): every node was judged; the
+            # attempts this verdict's anomalies name are pinned raw before any folding.
             self.journal.record("watermarks", {"started": started, "attempt_id": vouched})
         log.info(
             "verification_done",

@@ -1,13 +1,15 @@
-"""Retention: fold what a clean verification vouched for into compact aggregates, delete the
-raw rows, and let SQLite reuse the space.
+"""Retention: fold what a verification vouched for into compact aggregates, delete the raw
+rows, and let SQLite reuse the space.
 
-What may be folded. After every verification whose verdict is `valid` the service journals a
-*watermark* (`watermarks`: the verification's start and the highest attempt id journaled
-before it began; every such attempt's row was committed before the verification read the
-primary's horizon, so the chunk pass covered it). A verification with any anomaly or any
-unknown node journals none, and the raw attempts from the lowest one any such verification's
-anomaly names (by writer and seq) onwards are never folded, whatever a later watermark says:
-its evidence (in `verifications`) and the attempts it concerns stay. Compaction
+What may be folded. After every verification that judged every node (its merged verdict
+`valid` or `invalid`, not `unknown`) the service journals a *watermark* (`watermarks`: the
+verification's start and the highest attempt id journaled before it began; every such
+attempt's row was committed before the verification read the primary's horizon, so the chunk
+pass covered it). The attempts an `invalid` verification's anomalies name (by writer and seq)
+are pinned (`pins`) first and never folded: the finding's evidence (in `verifications`) and the
+attempts it concerns stay, and every later verification names them again in full. So a finding
+does not stop retention (the disk would fill within days of one), and an `unknown`
+verification vouches for nothing. Compaction
 folds attempts with ids up to the last watermark, but only those older than `cut - margin`
 (`cut`: the watermark's start, and at most `now - keep`), so the reads still journaled find
 the acknowledgements they could have missed; reads, bank, lag and semi-sync samples older than
@@ -114,8 +116,16 @@ def compact(
         if mark is None:
             return Compaction(0, 0, _folded_id(db), None, time.monotonic() - started)
         cut = min(float(mark[1]), now - keep)
-        upto = min(int(mark[0]), _first_id_at(db, cut - margin) - 1, _pinned(db) - 1)
+        upto = min(int(mark[0]), _first_id_at(db, cut - margin) - 1)
         lo = _folded_id(db)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            _set_folded(db, None, None)
+            _pin(db)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         folded = 0
         while lo < upto:
             hi = min(upto, lo + batch)
@@ -151,26 +161,34 @@ def _folded_id(db: sqlite3.Connection) -> int:
     return 0 if row is None else int(row[0])
 
 
-def _pinned(db: sqlite3.Connection) -> int:
-    """The lowest raw attempt id an anomaly of any verification names (by writer and seq):
-    it and everything after it stay raw, whatever a later watermark says, so that evidence is
-    never folded (a row lost after a clean verification is still named, with its attempt, by
-    every later one). One past the last attempt if none."""
-    named: set[tuple[str, int]] = set()
-    for (verdict,) in db.execute("SELECT verdict FROM verifications WHERE valid != 'true'"):
-        for anomaly in json.loads(verdict).get("anomalies") or ():
-            if anomaly.get("writer_id") is not None and anomaly.get("seq") is not None:
-                named.add((str(anomaly["writer_id"]), int(anomaly["seq"])))
-    ids = []
-    for key in named:
-        (first,) = db.execute(
-            "SELECT MIN(id) FROM attempts WHERE writer_id = ? AND seq = ?", key
-        ).fetchone()
-        if first is not None:
-            ids.append(int(first))
-    if ids:
-        return min(ids)
-    return int(db.execute("SELECT COALESCE(MAX(id), 0) FROM attempts").fetchone()[0]) + 1
+def _pin(db: sqlite3.Connection) -> None:
+    """Add the attempts that the anomalies of verifications journaled since the last
+    compaction name (by writer and seq) to `pins`: they are never folded, so their evidence
+    (the attempt, its acknowledgement, its server) stays, and every later verification names
+    them again in full. Each verification is read once (`folded.pinned_upto`)."""
+    (upto,) = db.execute("SELECT pinned_upto FROM folded WHERE id = 1").fetchone()
+    last = int(upto)
+    for vid, verdict in db.execute(
+        "SELECT id, verdict FROM verifications WHERE id > ? AND valid != 'true' ORDER BY id",
+        (last,),
+    ).fetchall():
+        try:
+            anomalies = json.loads(verdict).get("anomalies") or ()
+        except (ValueError, AttributeError):
+            anomalies = ()
+        db.executemany(
+            "INSERT OR IGNORE INTO pins VALUES (?, ?)",
+            [
+                (str(a["writer_id"]), int(a["seq"]))
+                for a in anomalies
+                if isinstance(a, dict)
+                and a.get("writer_id") is not None
+                and isinstance(a.get("seq"), int)
+            ],
+        )
+        last = max(last, int(vid))
+    (newest,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM verifications").fetchone()
+    db.execute("UPDATE folded SET pinned_upto = ? WHERE id = 1", (max(last, int(newest)),))
 
 
 def _first_id_at(db: sqlite3.Connection, t: float) -> int:
@@ -198,10 +216,14 @@ def _set_folded(db: sqlite3.Connection, attempt_id: int | None, before: float | 
         db.execute("UPDATE folded SET before = MAX(before, ?) WHERE id = 1", (before,))
 
 
-_FOLDABLE = "outcome = 'ok' AND row_id IS NOT NULL AND payload_sha256 IS NOT NULL"
+_FOLDABLE = (
+    "outcome = 'ok' AND row_id IS NOT NULL AND payload_sha256 IS NOT NULL AND NOT EXISTS "
+    "(SELECT 1 FROM pins WHERE pins.writer_id = attempts.writer_id AND pins.seq = attempts.seq)"
+)
 """The attempts retention folds: acknowledged ones with a row id and a payload hash, which a
-folded grain can stand for. Every other attempt (failed, indeterminate, an acknowledgement
-without a row id) stays raw: the verifier still needs it to judge a row it finds."""
+folded grain can stand for, that no anomaly names (`pins`). Every other attempt (failed,
+indeterminate, an acknowledgement without a row id, a pinned one) stays raw: the verifier still
+needs it to judge a row it finds, or to name a finding in full."""
 
 
 def _fold_attempts(db: sqlite3.Connection, lo: int, hi: int) -> int:

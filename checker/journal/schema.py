@@ -6,7 +6,8 @@ seqs: the crash window, `checker.journal`), `reads`, `bank`, `lag`, `semi_sync`,
 `annotations`, `events` and `verifications`.
 
 Retention (`checker.journal.compact`) adds, to new and older journals alike (`create_all`):
-`watermarks` (after each clean verification: the highest attempt id it vouched for), and the
+`watermarks` (after each verification that judged every node: the highest attempt id it
+vouched for), `pins` (the attempts any verification's anomaly names: never folded), and the
 folded history that replaces deleted raw rows: `folded` (one row: how far attempts and samples
 were folded, and the folded attempts' outcome totals, crash window included), `folded_writers`
 (per writer, the highest folded seq), `folded_grains` (per `FOLD_GRAIN` row ids: count and XOR
@@ -143,6 +144,7 @@ folded_t = sa.Table(
     sa.Column("row_lo", sa.Integer),
     sa.Column("row_hi", sa.Integer),
     sa.Column("compactions", sa.Integer, nullable=False),
+    sa.Column("pinned_upto", sa.Integer, nullable=False, server_default="0"),
 )
 folded_writers_t = sa.Table(
     "folded_writers",
@@ -159,6 +161,12 @@ folded_grains_t = sa.Table(
     sa.Column("ids", sa.LargeBinary, nullable=False),
     sa.Column("first", sa.Float),
     sa.Column("last", sa.Float),
+)
+pins_t = sa.Table(
+    "pins",
+    metadata,
+    sa.Column("writer_id", sa.String, primary_key=True),
+    sa.Column("seq", sa.Integer, primary_key=True),
 )
 folded_window_t = sa.Table(
     "folded_window",

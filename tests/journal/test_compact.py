@@ -98,7 +98,7 @@ def test_reader_answers_are_the_same_after_compaction(tmp_path: Path) -> None:
 
 
 def test_nothing_is_folded_without_a_clean_verification(tmp_path: Path) -> None:
-    """With no watermark (no verification, or only ones with findings) compaction keeps all."""
+    """With no watermark (no verification, or only `unknown` ones) compaction keeps all."""
     j, _rows = _history(tmp_path / "j.sqlite", n=200)
     j.record("verifications", {"started": T0, "finished": T0, "valid": "false", "verdict": "{}"})
     j.flush()

@@ -157,8 +157,9 @@ def test_compaction_under_a_running_checker_keeps_verdict_report_and_restart(
 def test_an_anomaly_found_before_compaction_stays_with_its_raw_attempt(
     lab: Lab, tmp_path: Path
 ) -> None:
-    """A row lost after a clean verification is found `lost`; compaction then keeps its raw
-    attempt, and the next verification names it again with the same evidence."""
+    """A row lost after a clean verification is found `lost`; compaction then folds past it but
+    keeps its raw attempt (pinned), and the next verification names it again with the same
+    evidence."""
     from checker.journal import JournalReader
     from checker.journal.compact import compact
     from tests.verify._support import root
@@ -188,9 +189,13 @@ def test_an_anomaly_found_before_compaction_stays_with_its_raw_attempt(
                 done = compact(service.journal, keep=0, margin=0)
             with JournalReader(service.journal) as db:
                 assert db.count("verifications") == 2
-                assert db.folded.attempt_id < vouched
+                # The finding does not stop retention: it folded past the lost write's attempt
+                # (journaled before `vouched`), and kept that one attempt raw.
+                assert db.folded.attempt_id > vouched
                 kept = db.lookup([(victim.writer_id, victim.seq)])
+                pins = set(db.db.execute("SELECT writer_id, seq FROM pins"))
             assert done.folded_id == db.folded.attempt_id and done.attempts > 0
+            assert pins == {(victim.writer_id, victim.seq)}
             assert kept[(victim.writer_id, victim.seq)].row_id == victim.row_id
             again = service.verify()
             assert again.valid.json is False
