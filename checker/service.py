@@ -525,7 +525,7 @@ class Service:
 
     # -- shutdown ---------------------------------------------------------------------------
     def compact(self) -> Compaction | None:
-        """Fold what the last clean verification vouched for (the retention job); skipped
+        """Fold what the last watermark vouched for (the retention job); skipped
         while a verification runs."""
         if not self.journal_lock.acquire(blocking=False):
             return None

@@ -244,7 +244,7 @@ RETENTION = Field(
     env="CHECKER_RETENTION",
     type=float,
     minimum=0,
-    help="Seconds of raw history the journal keeps; older history a clean verification "
+    help="Seconds of raw history the journal keeps; older history a verification "
     "vouched for is folded into aggregates (0: keep everything).",
 )
 COMPACT_INTERVAL = Field(

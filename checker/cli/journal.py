@@ -34,7 +34,7 @@ def journal() -> None:
     help="Seconds of the newest raw history kept whatever the watermark says.",
 )
 def compact(path: Path, keep: float) -> None:
-    """Fold what the last clean verification vouched for into aggregates; delete raw rows."""
+    """Fold what the last watermark vouched for into aggregates; delete raw rows."""
     if keep < 0:
         raise ConfigError(f"--keep must be 0 or more seconds, not {keep:g}")
     Journal.open_readonly(path).close()  # a one-line error if it is no journal

@@ -688,7 +688,7 @@ _FOLDED = "folded: verified clean, then summarised by retention (checker.journal
 
 def _folded(writer_id: str, seq: int) -> Attempt:
     """The attempt a folded seq stands for: an acknowledged write whose record was deleted once
-    a clean verification had vouched for it. Its payload and row id are unknown here: its row is
+    a verification had vouched for it. Its payload and row id are unknown here: its row is
     judged against its folded grain (`folded_grains`, `checker.core.ledger.folded`), and for
     anything else it counts as a write whose row may exist (never unexpected)."""
     return Attempt(writer_id, seq, None, Outcome.INDETERMINATE, 0.0, error=_FOLDED)
