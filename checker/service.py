@@ -185,6 +185,7 @@ class Service:
                 self.compact, "interval", seconds=s.compact_interval, id="compact"
             )
         self.scheduler.add_job(self.check_disk, "interval", seconds=10.0, id="disk")
+        self.check_disk()  # a disk already short of space is said at once, not 10 s later
         self.scheduler.start()
         log.info(
             "checker_started",

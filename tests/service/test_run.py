@@ -264,3 +264,27 @@ def test_a_folded_row_deleted_or_rewritten_later_is_found(lab: Lab, tmp_path: Pa
         again = service.verify()
         assert again.valid.json is True, again.to_dict()
         assert again.counts.recovered == 0
+
+
+def test_a_journal_disk_short_of_space_is_warned_in_the_log_and_metrics(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Less free space than --disk-warn-bytes on the journal's filesystem: a `journal_disk_low`
+    warning at start and `checker_journal_disk_low 1.0`; with room to spare, neither."""
+    import shutil
+
+    import requests
+    from structlog.testing import capture_logs
+
+    threshold = shutil.disk_usage(tmp_path).free + 2**40
+    low = running(lab, tmp_path / "low.sqlite", disk_warn_bytes=str(threshold))
+    with capture_logs() as logs, low as (s, url):
+        assert s.disk_low is True
+        assert "checker_journal_disk_low 1.0" in requests.get(f"{url}/metrics", timeout=10).text
+    (line,) = [x for x in logs if x["event"] == "journal_disk_low"]
+    assert line["threshold_bytes"] == threshold and line["log_level"] == "warning"
+    assert line["free_bytes"] < threshold and line["journal_bytes"] > 0
+    with capture_logs() as logs, running(lab, tmp_path / "ok.sqlite") as (s, url):
+        assert s.disk_low is False
+        assert "checker_journal_disk_low 0.0" in requests.get(f"{url}/metrics", timeout=10).text
+    assert not [x for x in logs if x["event"] == "journal_disk_low"]
