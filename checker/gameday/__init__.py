@@ -42,7 +42,7 @@ The package: `plan` (the YAML, validated), `timeouts` (how long a `chaos run` ma
 
 from __future__ import annotations
 
-from checker.gameday.plan import Experiment, Plan, job_deadline, load_plan
+from checker.gameday.plan import Experiment, Plan, job_deadline, load_plan, termination_grace
 from checker.gameday.run import GameDay
 
-__all__ = ["Experiment", "GameDay", "Plan", "job_deadline", "load_plan"]
+__all__ = ["Experiment", "GameDay", "Plan", "job_deadline", "load_plan", "termination_grace"]
