@@ -421,9 +421,9 @@ def test_sigterm_stops_a_once_run_after_its_rollbacks_and_runs_nothing_more(
     tmp_path: Path, running_checker: Checker
 ) -> None:
     """SIGTERM to `checker gameday --once` (the kubelet terminating the CronJob's pod) during a
-    long method: the chaos run is interrupted and plays its rollback, the run's evidence says it
-    was stopped by SIGTERM, the second experiment never starts, and the process exits 1 within
-    the interrupted experiment's grace."""
+    long method: the chaos run is interrupted and plays its rollbacks, a second signal during them
+    (SIGINT) cuts none short, the run's evidence says it was stopped by SIGTERM, the second
+    experiment never starts, and the process exits 1 within the interrupted experiment's grace."""
     first, second = tmp_path / "first", tmp_path / "second"
     for d in (first, second):
         d.mkdir()
@@ -431,7 +431,10 @@ def test_sigterm_stops_a_once_run_after_its_rollbacks_and_runs_nothing_more(
     long_fault = _experiment(
         first,
         [_process("long-fault", "sleep", "300")],
-        rollbacks=[_process("undo", "touch", str(first / "rolled-back"))],
+        rollbacks=[
+            _process("slow-undo", "sleep", "2"),
+            _process("undo", "touch", str(first / "rolled-back")),
+        ],
     )
     never = _experiment(second, [_process("inject", "touch", str(second / "ran"))])
     token = tmp_path / "token"
@@ -469,6 +472,15 @@ def test_sigterm_stops_a_once_run_after_its_rollbacks_and_runs_nothing_more(
         )
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
+        wait_for(
+            lambda: (
+                "Action: slow-undo"
+                in next((tmp_path / "results").glob("*-first/chaos.log")).read_text()
+            ),
+            timeout=grace,
+            what="the rollbacks to start",
+        )
+        proc.send_signal(signal.SIGINT)  # a second stop: Ctrl-C, or a repeated SIGTERM
         proc.wait(timeout=grace)
         took = time.monotonic() - sent
     finally:
@@ -478,8 +490,14 @@ def test_sigterm_stops_a_once_run_after_its_rollbacks_and_runs_nothing_more(
     output = log.read_text()
     assert proc.returncode == 1, output[-3000:]
     assert took < grace
-    assert (first / "rolled-back").exists(), "the rollback did not run"
+    assert (first / "rolled-back").exists(), "the rollbacks were cut short"
     (folder,) = (tmp_path / "results").glob("*-first")
+    journal = json.loads((folder / "journal.json").read_text())
+    assert [(r["activity"]["name"], r["status"]) for r in journal["rollbacks"]] == [
+        ("slow-undo", "succeeded"),
+        ("undo", "succeeded"),
+    ]
+    assert "gameday_stop_already_requested" in output
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["chaos_status"] == "interrupted"
     assert summary["chaos_exit_code"] != -signal.SIGKILL
