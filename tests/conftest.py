@@ -79,7 +79,8 @@ def _lab_server_flavor() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that needs a server `lab` (and put it in the `lab` xdist group); skip `mariadb_only` tests on a MySQL lab."""
+    """Mark every test that needs a server `lab` (and put it in the `lab` xdist group); skip
+    `mariadb_only` tests on a MySQL lab."""
     flavor: str | None = None
     for item in items:
         if _needs_a_server(item):

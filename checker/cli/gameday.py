@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from typing import Any
-
 import click
 
 from checker import _logging
 from checker.gameday import GameDay, load_plan
+from checker.gameday.stop import stop_on_signals
 
 
 @click.command()
@@ -27,16 +24,12 @@ from checker.gameday import GameDay, load_plan
     help="Run every experiment now, one after the other, and exit with the worst verdict's status.",
 )
 def gameday(plan_path: str, once: bool) -> int:
-    """Run chaos experiments on a schedule against a checked MySQL; keep verdicts and reports."""
+    """Run chaos experiments on a schedule against a checked MySQL; keep verdicts and reports.
+
+    SIGTERM or SIGINT stops it, in both modes: a running `chaos run` is interrupted as at its
+    timeout (SIGINT, then its `grace` for the rollbacks); `--once` starts no further experiment
+    and exits non-zero."""
     _logging.configure()
     day = GameDay(load_plan(plan_path))
-    if once:
-        return day.once()
-    stop = threading.Event()
-
-    def handler(_signum: int, _frame: Any) -> None:
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-    return day.serve(stop)
+    with stop_on_signals(day.stop):
+        return day.once() if once else day.serve()

@@ -31,14 +31,18 @@ while another is going is skipped and logged (APScheduler `max_instances=1`, `co
 plus one lock across experiments, since two experiments on one cluster would spoil each other's
 evidence).
 
+SIGTERM or SIGINT to the game day (the kubelet terminating its pod) interrupts a running
+`chaos run` as its timeout does (SIGINT, `grace` for the rollbacks, SIGKILL last); no further run
+starts, and `--once` exits non-zero.
+
 The package: `plan` (the YAML, validated), `timeouts` (how long a `chaos run` may take),
-`chaos` (one `chaos run`), `client` (the checker's API), `result` (a run's outcome), `run`
-(`GameDay`: one run, `--once`, the schedule).
+`chaos` (one `chaos run`), `client` (the checker's API), `result` (a run's outcome), `stop`
+(the stop request and its signals), `run` (`GameDay`: one run, `--once`, the schedule).
 """
 
 from __future__ import annotations
 
-from checker.gameday.plan import Experiment, Plan, job_deadline, load_plan
+from checker.gameday.plan import Experiment, Plan, job_deadline, load_plan, termination_grace
 from checker.gameday.run import GameDay
 
-__all__ = ["Experiment", "GameDay", "Plan", "job_deadline", "load_plan"]
+__all__ = ["Experiment", "GameDay", "Plan", "job_deadline", "load_plan", "termination_grace"]

@@ -13,7 +13,12 @@ from apscheduler.triggers.cron import CronTrigger
 
 from checker import secrets
 from checker.errors import ConfigError
-from checker.gameday.timeouts import VERIFY_ALLOWANCE_SECONDS, Timeouts, derive_timeouts
+from checker.gameday.timeouts import (
+    EXIT_ALLOWANCE_SECONDS,
+    VERIFY_ALLOWANCE_SECONDS,
+    Timeouts,
+    derive_timeouts,
+)
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,16 @@ def job_deadline(plan: Plan) -> float:
     """Seconds a `--once` run of `plan` may take: each experiment's timeout and grace plus the
     verification and report after it (the game-day Job's activeDeadlineSeconds must cover it)."""
     return sum(e.timeout + e.grace + VERIFY_ALLOWANCE_SECONDS for e in plan.experiments)
+
+
+def termination_grace(plan: Plan) -> float:
+    """Seconds `checker gameday` may need after SIGTERM: the interrupted chaos run's rollback
+    grace (the largest of the plan), the verification and report after it, and its exit. The
+    game-day pod's terminationGracePeriodSeconds must cover it: the kubelet SIGKILLs the
+    container when that period ends, rollbacks or not."""
+    return (
+        max(e.grace for e in plan.experiments) + VERIFY_ALLOWANCE_SECONDS + EXIT_ALLOWANCE_SECONDS
+    )
 
 
 def trigger(schedule: str, tz: str) -> CronTrigger:

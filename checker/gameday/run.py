@@ -24,6 +24,7 @@ from checker.gameday.chaos import run_chaos
 from checker.gameday.client import CheckerClient
 from checker.gameday.plan import Experiment, Plan, trigger
 from checker.gameday.result import evaluate
+from checker.gameday.stop import StopRequest
 from checker.gameday.timeouts import experiment_configuration
 from checker.secrets import redact, redact_data
 
@@ -46,6 +47,9 @@ class GameDay:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.runs: list[dict[str, Any]] = []
         self.skipped: list[str] = []
+        # Set by SIGTERM/SIGINT (checker.gameday.stop.stop_on_signals): a running chaos run is
+        # interrupted as at its timeout, and no further run starts.
+        self.stop = StopRequest()
 
     # -- the checker --------------------------------------------------------------------------
     def connect(self) -> CheckerClient:
@@ -78,7 +82,11 @@ class GameDay:
 
     # -- one run --------------------------------------------------------------------------------
     def run(self, exp: Experiment) -> dict[str, Any] | None:
-        """One run of `exp`, unless another run is going (then skipped, logged, None)."""
+        """One run of `exp`, unless the game day was asked to stop or another run is going
+        (then skipped, logged, None)."""
+        if self.stop.is_set():
+            self._skip_stopped(exp)
+            return None
         if not self.lock.acquire(blocking=False):
             log.warning(
                 "gameday_run_skipped", experiment=exp.name, reason="another run is still going"
@@ -103,11 +111,13 @@ class GameDay:
         }
         try:
             checker.annotate(f"gameday {exp.name}", "start", detail=str(exp.path))
-            chaos = run_chaos(exp, checker.url, folder)
+            chaos = run_chaos(exp, checker.url, folder, self.stop)
             summary["chaos_status"] = chaos.status
             summary["chaos_exit_code"] = chaos.exit_code
             if chaos.stopped:
                 summary["chaos_stopped"] = chaos.stopped
+            if self.stop.is_set():
+                self._pending_summary(exp, folder, summary)
             verdict = checker.verify()
             checker.annotate(f"gameday {exp.name}", "end", detail=summary["chaos_status"])
             (folder / "verdict.json").write_text(json.dumps(verdict, indent=2, sort_keys=True))
@@ -126,9 +136,7 @@ class GameDay:
             log.error("gameday_run_failed", experiment=exp.name, error=str(exc))
         self._judge(exp, folder, summary)
         summary["finished"] = datetime.now(UTC).isoformat()
-        # The summary leaves the process (summary.json, the webhook): one redaction for all of it.
-        summary = redact_data(summary)
-        (folder / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        summary = self._write_summary(folder, summary)
         self._prune(exp.name)
         self._webhook(summary)
         self.runs.append(summary)
@@ -143,8 +151,38 @@ class GameDay:
         )
         return summary
 
-    def _judge(self, exp: Experiment, folder: Path, summary: dict[str, Any]) -> None:
-        """Add `result` and `reasons` (checker.gameday.result) to a run's summary."""
+    @staticmethod
+    def _write_summary(folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
+        """summary.json; the summary leaves the process (the file, the webhook): one redaction
+        for all of it, returned."""
+        redacted: dict[str, Any] = redact_data(summary)
+        (folder / "summary.json").write_text(json.dumps(redacted, indent=2, sort_keys=True))
+        return redacted
+
+    def _pending_summary(self, exp: Experiment, folder: Path, summary: dict[str, Any]) -> None:
+        """After a stop request, a summary.json of what is known before the verification: the
+        pod may be killed (terminationGracePeriodSeconds) before the verification and report
+        end. The full summary replaces it when they do."""
+        pending = {
+            **summary,
+            "valid": "unknown",
+            "pending": f"verification and report (the game day was stopped by {self.stop.why})",
+        }
+        self._judge(exp, folder, pending, quiet=True)
+        self._write_summary(folder, pending)
+        log.info("gameday_pending_summary", experiment=exp.name, folder=str(folder))
+
+    def _skip_stopped(self, exp: Experiment) -> None:
+        log.warning(
+            "gameday_run_skipped", experiment=exp.name, reason=f"stopped by {self.stop.why}"
+        )
+        self.skipped.append(exp.name)
+
+    def _judge(
+        self, exp: Experiment, folder: Path, summary: dict[str, Any], quiet: bool = False
+    ) -> None:
+        """Add `result` and `reasons` (checker.gameday.result) to a run's summary (`quiet`: no
+        warning, for a summary that another replaces)."""
         try:
             journal: dict[str, Any] | None = json.loads((folder / "journal.json").read_text())
         except (OSError, ValueError):
@@ -157,7 +195,7 @@ class GameDay:
         outcome = evaluate(journal, summary.get("valid"), configuration, stopped=stopped)
         summary["result"] = outcome.result
         summary["reasons"] = list(outcome.reasons)
-        if outcome.reasons:
+        if outcome.reasons and not quiet:
             log.warning(
                 "gameday_run_not_successful",
                 experiment=exp.name,
@@ -222,11 +260,12 @@ class GameDay:
     # -- the two modes --------------------------------------------------------------------------
     def once(self) -> int:
         """Every experiment now, one after the other; the worst run's exit status (EXIT_FOR:
-        0 only when every run succeeded)."""
+        0 only when every run succeeded). After a stop request no further experiment starts:
+        each is skipped and logged, and counts as unknown (a run it interrupted is failed)."""
         worst = "True"
         try:
             for exp in self.plan.experiments:
-                summary = self.run(exp)
+                summary = self.run(exp)  # None when skipped
                 valid = (
                     _RESULT_VALID.get(str(summary["result"]), "unknown") if summary else "unknown"
                 )
@@ -262,8 +301,10 @@ class GameDay:
         sched.add_listener(skipped, EVENT_JOB_MAX_INSTANCES)
         return sched
 
-    def serve(self, stop: threading.Event) -> int:
-        """Run on schedule until `stop` is set."""
+    def serve(self) -> int:
+        """Run on schedule until `self.stop` is set; a run going then is interrupted as at its
+        timeout (SIGINT, its grace for the rollbacks), so the shutdown ends within that grace
+        plus the run's verification."""
         scheduled = [e.name for e in self.plan.experiments if e.schedule]
         if not scheduled:
             raise ConfigError(
@@ -274,7 +315,7 @@ class GameDay:
         for job in sched.get_jobs():
             log.info("gameday_scheduled", experiment=job.id, next_run=str(job.next_run_time))
         try:
-            stop.wait()
+            self.stop.wait()
         finally:
             with contextlib.suppress(Exception):
                 sched.shutdown(wait=True)

@@ -1,4 +1,5 @@
-"""A game day's result: real `chaos run`s of tiny experiments, graceful timeouts, each criterion."""
+"""A game day's result: real `chaos run`s of tiny experiments, graceful timeouts and stops
+(SIGTERM), each criterion."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,10 +17,14 @@ from typing import Any
 import pytest
 import yaml
 
-from checker.gameday import GameDay, load_plan
+from checker.gameday import Experiment, GameDay, load_plan
+from checker.gameday.chaos import _stop_gracefully
 from checker.gameday.result import evaluate
+from checker.gameday.stop import StopRequest
 from checker.gameday.timeouts import derive_timeouts
 from checker.lab.topology import Lab
+from tests._proc import processes_mentioning
+from tests._wait import wait_for
 from tests.chaos.conftest import TOKEN, Checker, checker_on
 
 
@@ -343,3 +349,223 @@ def test_the_cli_exits_1_and_posts_the_reasons_when_nothing_was_injected(
     assert body["valid"] is True and body["result"] == "failed"
     assert "the method did not run" in body["reasons"]
     assert "gameday_run_not_successful" in proc.stderr + proc.stdout
+
+
+# -- a stop request: SIGTERM/SIGINT to the game day, as when the kubelet terminates its pod --------
+
+# A stand-in for `chaos run` (a real process): counts its SIGINTs, and on the first one "plays its
+# rollbacks": waits for the test's `release` file, then works 1 s more (four stop polls) before
+# it exits 0, so that an interrupt sent again during the grace would be counted.
+_INTERRUPTIBLE = """
+import signal, sys, time
+from pathlib import Path
+
+d = Path(sys.argv[1])
+interrupts = 0
+
+
+def on_sigint(signum, frame):
+    global interrupts
+    interrupts += 1
+    (d / "interrupts").write_text(str(interrupts))
+
+
+signal.signal(signal.SIGINT, on_sigint)
+(d / "ready").touch()
+while not interrupts:
+    signal.pause()
+while not (d / "release").exists():
+    time.sleep(0.02)
+time.sleep(1.0)
+(d / "interrupts").write_text(str(interrupts))
+"""
+
+
+def test_a_stop_request_interrupts_once_and_keeps_the_grace(tmp_path: Path) -> None:
+    """A stop request during the run: one SIGINT, as at a timeout; a second request during the
+    grace sends no second SIGINT (chaoslib would skip the remaining rollbacks) and does not
+    shorten the grace; the reason says who stopped it."""
+    script = tmp_path / "interruptible.py"
+    script.write_text(_INTERRUPTIBLE)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], start_new_session=True)
+    exp = Experiment(name="child", path=script, schedule=None, timeout=120, grace=30)
+    stop = StopRequest()
+    result: list[str | None] = []
+    waiter = threading.Thread(target=lambda: result.append(_stop_gracefully(proc, exp, stop)))
+    started = time.monotonic()
+    waiter.start()
+    try:
+        wait_for((tmp_path / "ready").exists, timeout=30, what="the child's handler")
+        assert stop.request("SIGTERM") is True
+        wait_for(
+            lambda: (tmp_path / "interrupts").read_text() == "1",
+            timeout=10,
+            what="the SIGINT that the stop request sends",
+        )
+        assert stop.request("SIGINT") is False, "a second request is not a first one"
+        stop.set()
+        (tmp_path / "release").touch()
+        waiter.join(timeout=30)
+        assert not waiter.is_alive(), "_stop_gracefully did not return within the grace"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (tmp_path / "interrupts").read_text() == "1", "the child got more than one SIGINT"
+    assert proc.returncode == 0, "the child was killed instead of ending within its grace"
+    assert result == ["stopped by SIGTERM: interrupted, and it ended within its 30 s grace"]
+    assert time.monotonic() - started < exp.timeout, "the stop waited for the timeout"
+
+
+def test_sigterm_stops_a_once_run_after_its_rollbacks_and_runs_nothing_more(
+    tmp_path: Path, running_checker: Checker
+) -> None:
+    """SIGTERM to `checker gameday --once` (the kubelet terminating the CronJob's pod) during a
+    long method: the chaos run is interrupted and plays its rollbacks, a second signal during them
+    (SIGINT) cuts none short, the run's evidence says it was stopped by SIGTERM, the second
+    experiment never starts, and the process exits 1 within the interrupted experiment's grace."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for d in (first, second):
+        d.mkdir()
+        (d / "healthy").touch()
+    long_fault = _experiment(
+        first,
+        [_process("long-fault", "sleep", "300")],
+        rollbacks=[
+            _process("slow-undo", "sleep", "2"),
+            _process("undo", "touch", str(first / "rolled-back")),
+        ],
+    )
+    never = _experiment(second, [_process("inject", "touch", str(second / "ran"))])
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    grace = 60
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        yaml.safe_dump(
+            {
+                "checker": {"url": running_checker.url, "token_file": str(token)},
+                "experiments": [
+                    {"name": "first", "path": str(long_fault), "timeout": 600, "grace": grace},
+                    {"name": "second", "path": str(never), "timeout": 600, "grace": grace},
+                ],
+                "results": {"dir": str(tmp_path / "results"), "keep": 5},
+            }
+        )
+    )
+    log = tmp_path / "gameday.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "checker.cli", "gameday", "--plan", str(plan), "--once"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        wait_for(
+            lambda: any(
+                "Action: long-fault" in f.read_text()
+                for f in (tmp_path / "results").glob("*-first/chaos.log")
+            ),
+            timeout=120,
+            what="the first experiment's method to start",
+        )
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        wait_for(
+            lambda: (
+                "Action: slow-undo"
+                in next((tmp_path / "results").glob("*-first/chaos.log")).read_text()
+            ),
+            timeout=grace,
+            what="the rollbacks to start",
+        )
+        proc.send_signal(signal.SIGINT)  # a second stop: Ctrl-C, or a repeated SIGTERM
+        proc.wait(timeout=grace)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text()
+    assert proc.returncode == 1, output[-3000:]
+    assert took < grace
+    assert (first / "rolled-back").exists(), "the rollbacks were cut short"
+    (folder,) = (tmp_path / "results").glob("*-first")
+    journal = json.loads((folder / "journal.json").read_text())
+    assert [(r["activity"]["name"], r["status"]) for r in journal["rollbacks"]] == [
+        ("slow-undo", "succeeded"),
+        ("undo", "succeeded"),
+    ]
+    assert "gameday_stop_already_requested" in output
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["chaos_status"] == "interrupted"
+    assert summary["chaos_exit_code"] != -signal.SIGKILL
+    assert summary["chaos_stopped"] == (
+        f"stopped by SIGTERM: interrupted, and it ended within its {grace} s grace"
+    )
+    assert summary["chaos_stopped"] in summary["reasons"]
+    assert summary["result"] == "failed"
+    assert "pending" not in summary, "the verification's summary did not replace the early one"
+    assert summary["valid"] is True, "the interrupted run was not verified"
+    assert not (second / "ran").exists(), "the second experiment ran after SIGTERM"
+    assert not list((tmp_path / "results").glob("*-second")), "the second run was started"
+    skipped = [line for line in output.splitlines() if "gameday_run_skipped" in line]
+    assert len(skipped) == 1 and "second" in skipped[0] and "SIGTERM" in skipped[0], output
+    assert not processes_mentioning(str(long_fault)), "the chaos run outlived the game day"
+
+
+def test_a_stop_request_ends_serve_mode_within_the_grace(
+    tmp_path: Path, running_checker: Checker
+) -> None:
+    """Serve mode: a stop request interrupts the scheduled run going (its rollback runs) and the
+    scheduler's shutdown then completes within the run's grace, not at the end of its timeout."""
+    (tmp_path / "healthy").touch()
+    exp = _experiment(
+        tmp_path,
+        [_process("long-fault", "sleep", "300")],
+        rollbacks=[_process("undo", "touch", str(tmp_path / "rolled-back"))],
+    )
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    plan = tmp_path / "plan.yaml"
+    grace = 60
+    plan.write_text(
+        yaml.safe_dump(
+            {
+                "checker": {"url": running_checker.url, "token_file": str(token)},
+                "experiments": [
+                    {
+                        "name": "tiny",
+                        "path": str(exp),
+                        "schedule": "* * * * * *",
+                        "timeout": 600,
+                        "grace": grace,
+                    }
+                ],
+                "results": {"dir": str(tmp_path / "results"), "keep": 5},
+            }
+        )
+    )
+    day = GameDay(load_plan(plan))
+    exit_code: list[int] = []
+    serving = threading.Thread(target=lambda: exit_code.append(day.serve()))
+    serving.start()
+    try:
+        wait_for(
+            lambda: any(
+                "Action: long-fault" in f.read_text()
+                for f in (tmp_path / "results").glob("*-tiny/chaos.log")
+            ),
+            timeout=120,
+            what="the scheduled run's method to start",
+        )
+    finally:
+        day.stop.request("SIGTERM")
+        serving.join(timeout=grace)
+    assert not serving.is_alive(), "serve() did not return within the grace"
+    assert exit_code == [0]
+    assert (tmp_path / "rolled-back").exists(), "the rollback did not run"
+    (summary,) = day.runs
+    assert summary["chaos_stopped"].startswith("stopped by SIGTERM: interrupted, and it ended")
+    assert summary["result"] == "failed"

@@ -142,6 +142,14 @@ def test_entrypoint_is_the_checker() -> None:
     assert json.loads(entrypoint) == ["checker"]
 
 
+def test_the_stop_signal_is_sigterm() -> None:
+    """No STOPSIGNAL other than SIGTERM: the kubelet's runtime sends the image's STOPSIGNAL when
+    the pod is terminated, and `checker gameday` turns SIGTERM (or SIGINT) into a graceful stop
+    of the running experiment (checker.gameday.stop)."""
+    signals = [i["value"].strip() for i in _instructions() if i["instruction"] == "STOPSIGNAL"]
+    assert all(s in {"SIGTERM", "TERM", "15"} for s in signals), signals
+
+
 @pytest.mark.parametrize(
     "source", sorted({s for sources, _ in _copies() for s in sources}), ids=str
 )
