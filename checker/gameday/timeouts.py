@@ -36,7 +36,7 @@ VERIFY_ALLOWANCE_SECONDS = 1800.0
 # After a stop request, beyond the interrupted run's grace and its verification: the poll of the
 # stop (checker.gameday.chaos.STOP_POLL_SECONDS), the webhook (30 s timeout), the summary and the
 # process's exit. The game-day pod's terminationGracePeriodSeconds covers the largest grace of its
-# plan, one verification allowance and this (checker.gameday.plan.termination_grace).
+# plan and this (checker.gameday.plan.termination_grace).
 EXIT_ALLOWANCE_SECONDS = 60.0
 _DURATION_KEY = re.compile(r"^(timeout|duration|seconds)$|_(timeout|duration|seconds)$")
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from checker.gameday import Plan, job_deadline, load_plan, termination_grace
-from checker.gameday.timeouts import EXIT_ALLOWANCE_SECONDS, VERIFY_ALLOWANCE_SECONDS
+from checker.gameday.timeouts import EXIT_ALLOWANCE_SECONDS
 from tests.manifests._k8s import (
     KIND_CLUSTER_CONFIG,
     KIND_OVERLAY,
@@ -149,11 +149,11 @@ def test_termination_grace_period_leaves_room_for_the_rollbacks_after_sigterm(
     target: Path, tmp_path: Path
 ) -> None:
     """terminationGracePeriodSeconds (after the kubelet's SIGTERM, before its SIGKILL) covers the
-    largest rollback grace of the planned experiments, the verification after the interrupted run
-    and the exit, without being more than a tenth (+5 min) beyond that."""
+    largest rollback grace of the planned experiments and the exit, without being more than a
+    tenth (+5 min) beyond that."""
     plan = _shipped_plan(tmp_path)
     largest = max(e.grace for e in plan.experiments)
-    needed = largest + VERIFY_ALLOWANCE_SECONDS + EXIT_ALLOWANCE_SECONDS
+    needed = largest + EXIT_ALLOWANCE_SECONDS
     assert termination_grace(plan) == needed
     pod = _cronjob(target)["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     period = pod.get("terminationGracePeriodSeconds", 30)  # 30: the Pod API's default
@@ -161,7 +161,7 @@ def test_termination_grace_period_leaves_room_for_the_rollbacks_after_sigterm(
         f"terminationGracePeriodSeconds is {period}; after SIGTERM the game day needs "
         f"{needed:g} s (the largest rollback grace, {largest:g} s, "
         f"{', '.join(f'{e.name}: {e.grace:g}' for e in plan.experiments)}; plus "
-        f"{VERIFY_ALLOWANCE_SECONDS:g} s of verification and {EXIT_ALLOWANCE_SECONDS:g} s to exit)"
+        f"{EXIT_ALLOWANCE_SECONDS:g} s to exit)"
     )
 
 
