@@ -6,9 +6,11 @@ demo:
 	@scripts/bootstrap.sh
 	.venv/bin/checker demo
 
+# Two workers: every lab test on one (in order, one lab at a time: the `lab` xdist group, set in
+# tests/conftest.py), the tests that need no server on the other.
 test:
 	@scripts/bootstrap.sh
-	.venv/bin/python -m pytest -q
+	.venv/bin/python -m pytest -q -n 2 --dist loadgroup
 
 fast:
 	@scripts/bootstrap.sh
