@@ -42,19 +42,16 @@ copy the whole journal and block the writers). Journals created by this version 
 from __future__ import annotations
 
 import json
-import operator
 import sqlite3
 import time
-import zlib
 from dataclasses import dataclass
-from functools import reduce
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from checker import _logging
-from checker.journal.reader import _ATTEMPT_COLUMNS, _ROW_TEXT, _WHEN, ensure_math
+from checker.journal.reader import _ATTEMPT_COLUMNS, _ROW_TEXT, _WHEN, crc_xor, ensure_math
 from checker.journal.schema import (
     FOLD_BINS_PER_DECADE,
     FOLD_GRAIN,
@@ -204,8 +201,8 @@ def _first_id_at(db: sqlite3.Connection, t: float) -> int:
 
 def _set_folded(db: sqlite3.Connection, attempt_id: int | None, before: float | None) -> None:
     db.execute(
-        "INSERT INTO folded (id, attempt_id, before, total, ok, failed, compactions) "
-        "VALUES (1, 0, 0, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING"
+        "INSERT INTO folded (id, attempt_id, before, total, ok, compactions) "
+        "VALUES (1, 0, 0, 0, 0, 0) ON CONFLICT (id) DO NOTHING"
     )
     if attempt_id is not None:
         db.execute(
@@ -324,7 +321,7 @@ def _fold_grains(db: sqlite3.Connection, lo: int, hi: int) -> None:
         if acked is not None:
             times.append(float(acked))
     for g, (texts, ids, times) in found.items():
-        x = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), 0)
+        x = crc_xor(texts)
         known = db.execute(
             "SELECT n, x, ids, first, last FROM folded_grains WHERE grain = ?", (g,)
         ).fetchone()

@@ -88,6 +88,12 @@ def attempt(r: Any) -> Attempt:
     )
 
 
+def crc_xor(texts: Iterable[str], start: int = 0) -> int:
+    """XOR of the CRC32 of each row text (`_ROW_TEXT`) onto `start`: the servers'
+    `BIT_XOR(CRC32(...))`, computed in C (no Python per row)."""
+    return reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), start)
+
+
 def unjournaled(writer_id: str, seq: int) -> Attempt:
     """The attempt a reserved seq stands for when the journal has none: the crash window."""
     return Attempt(writer_id, seq, None, Outcome.INDETERMINATE, 0.0, error=_UNJOURNALED)
@@ -123,14 +129,14 @@ class AttemptGroup(NamedTuple):
 
 @dataclass(frozen=True)
 class Folded:
-    """What retention folded (`checker.journal.compact`): attempts with ids up to
-    `attempt_id` (totals, crash window included), samples older than `before`."""
+    """What retention folded (`checker.journal.compact`): the acknowledged attempts with ids
+    up to `attempt_id` (`total`: they and the crash window's seqs, counted indeterminate; every
+    other attempt stays raw), samples older than `before`."""
 
     attempt_id: int
     before: float
     total: int
     ok: int
-    failed: int
     first: float | None
     last: float | None
     row_lo: int | None
@@ -138,7 +144,7 @@ class Folded:
     compactions: int
 
 
-_NOTHING_FOLDED = Folded(0, 0.0, 0, 0, 0, None, None, None, None, 0)
+_NOTHING_FOLDED = Folded(0, 0.0, 0, 0, None, None, None, None, 0)
 
 
 class JournalReader:
@@ -164,7 +170,7 @@ class JournalReader:
         self.folded_window: set[Key] = set()
         try:
             row = self.db.execute(
-                "SELECT attempt_id, before, total, ok, failed, first, last, row_lo, row_hi, "
+                "SELECT attempt_id, before, total, ok, first, last, row_lo, row_hi, "
                 "compactions FROM folded WHERE id = 1"
             ).fetchone()
             if row is not None:
@@ -240,7 +246,7 @@ class JournalReader:
         while batch := cur.fetchmany(FETCH_BATCH):
             count += len(batch)
             texts = map(itemgetter(0), batch)
-            checksum = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), checksum)
+            checksum = crc_xor(texts, checksum)
         for _, n, x in self._folded_grains(lo, hi):
             count, checksum = count + n, checksum ^ x
         return count, checksum
@@ -331,7 +337,7 @@ class JournalReader:
         if after < self.folded.attempt_id:
             # The folded totals stand for every folded id (a range cannot split them).
             f = self.folded
-            total, ok, failed = total + f.total, ok + f.ok, failed + f.failed
+            total, ok = total + f.total, ok + f.ok
         return Outcomes(int(total), int(ok), int(failed), len(self.servers(after, upto)))
 
     def servers(self, after: int = -1, upto: int = _MAX_ID) -> set[str]:
@@ -363,7 +369,7 @@ class JournalReader:
             for g, rows in groupby(batch, key=itemgetter(0)):
                 texts = [t for _, t in rows]
                 n, x = found.get(g, (0, 0))
-                x = reduce(operator.xor, map(zlib.crc32, map(str.encode, texts)), x)
+                x = crc_xor(texts, x)
                 found[g] = (n + len(texts), x)
         if grain == FOLD_GRAIN:
             for g, n, x in self._folded_grains(lo, hi):

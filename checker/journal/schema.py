@@ -138,7 +138,6 @@ folded_t = sa.Table(
     sa.Column("before", sa.Float, nullable=False),
     sa.Column("total", sa.Integer, nullable=False),
     sa.Column("ok", sa.Integer, nullable=False),
-    sa.Column("failed", sa.Integer, nullable=False),
     sa.Column("first", sa.Float),
     sa.Column("last", sa.Float),
     sa.Column("row_lo", sa.Integer),
